@@ -9,9 +9,9 @@ Input pipelines for training live in ``course_lib.pipelines``.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
+import pickle
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -33,7 +33,7 @@ _KERAS_FILES = {
     "fashion_mnist": [f"fashion-mnist/{name}" for name in (
         "train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")],
-    "cifar10": ["cifar-10-batches-py/data_batch_1"],
+    "cifar10": ["cifar-10-batches-py-target/cifar-10-batches-py/test_batch"],
 }
 _CLASS_NAMES = {
     "digits": [str(d) for d in range(10)],
@@ -83,8 +83,13 @@ def cache_dir() -> Path:
 
 
 def keras_datasets_dir() -> Path:
-    """Where Keras's loaders cache downloads: ``$KERAS_HOME/datasets`` (default ``~/.keras``)."""
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets"
+    """Where Keras's loaders cache downloads: ``$KERAS_HOME/datasets`` (default ``~/.keras``).
+
+    Keras reads ``KERAS_HOME`` once, when it is imported; this asks Keras for the result.
+    """
+    from keras.src.backend.config import keras_home
+
+    return Path(keras_home()) / "datasets"
 
 
 def available_offline() -> dict[str, bool]:
@@ -105,6 +110,8 @@ def resize_images(images, size) -> np.ndarray:
     size = _check_size("size", size)
     if images.shape[1:3] == size:
         return images.astype(np.float32)
+    if len(images) == 0:
+        return np.zeros((0, *size, images.shape[-1]), np.float32)
     factors = (1, size[0] / images.shape[1], size[1] / images.shape[2], 1)
     out = ndimage.zoom(images, factors, order=1, mode="nearest", grid_mode=True)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
@@ -258,7 +265,7 @@ def load(name: str = "digits", *, image_size=None, channels: int | None = None,
     arrays = {}
     for part in ("train", "val", "test"):
         x = getattr(split, f"x_{part}")
-        if size is not None and len(x):
+        if size is not None:
             x = resize_images(x, size)
         if channels is not None:
             x = to_channels(x, channels)
@@ -359,7 +366,8 @@ def _load_keras_dataset(name):
     folder = keras_datasets_dir()
     try:
         return loader.load_data()
-    except (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile,
+            pickle.UnpicklingError) as error:
         cached = [folder / f for f in _KERAS_FILES[name] if (folder / f).exists()]
         if not cached:  # nothing cached: the download itself failed
             raise DatasetCacheError(

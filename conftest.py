@@ -1,0 +1,40 @@
+"""Test settings: the fast `ci` profile, no display, quiet TensorFlow, and a private cache.
+
+The kernels that execute notebooks (nbval) inherit these settings. The Keras backend comes
+from KERAS_BACKEND (TensorFlow by default); `course test` runs the unit tests once per backend.
+"""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("COURSE_PROFILE", "ci")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items):
+    """Executing notebooks is slow: mark nbval's cells so `-m "not slow"` leaves them out."""
+    for item in items:
+        if str(item.fspath).endswith(".ipynb"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Keep what tests build out of the user's cache (and the user's cache out of the tests)."""
+    folder = tmp_path_factory.mktemp("course_cache")
+    previous = os.environ.get("COURSE_CACHE")
+    os.environ["COURSE_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("COURSE_CACHE", None)
+    else:
+        os.environ["COURSE_CACHE"] = previous
+
+
+@pytest.fixture
+def root():
+    return ROOT

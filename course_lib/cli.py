@@ -1,0 +1,213 @@
+"""The ``course`` command: doctor, run, release, verify, lab and test.
+
+    course doctor                 what this machine offers the course
+    course run [NOTEBOOK ...]     execute lecture notebooks headless, with a time table
+    course release [PS ...]       regenerate release/ from source/ with nbgrader
+    course verify [PS ...]        prove each assignment's tests (solution, blank, mutants)
+    course lab                    start JupyterLab on the course
+    course test [PYTEST ARGS]     every test: TensorFlow backend, then course_lib on JAX
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _root() -> Path:
+    from .grading.pipeline import find_course_root
+
+    return find_course_root()
+
+
+# --- doctor ------------------------------------------------------------------------------
+
+def doctor(args) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from . import runtime
+    from .data import available_offline, cache_dir, keras_datasets_dir
+
+    info = runtime.setup(profile=args.profile, verbose=False, set_precision=False)
+    print(info.report())
+    print("  datasets available offline:")
+    for name, present in available_offline().items():
+        print(f"    {name:<16}{'yes' if present else 'no (downloads on first use)'}")
+    print(f"  course cache: {cache_dir()}")
+    print(f"  Keras cache:  {keras_datasets_dir()}")
+    return 0
+
+
+# --- run ------------------------------------------------------------------------------------
+
+def _resolve_notebooks(names: list[str], root: Path) -> list[Path]:
+    folder = root / "notebooks"
+    if not names:
+        return sorted(folder.glob("*.ipynb"))
+    found = []
+    for name in names:
+        path = Path(name)
+        candidates = [path, folder / path, folder / f"{path}.ipynb"]
+        candidates += sorted(folder.glob(f"{name}*.ipynb"))
+        match = next((c for c in candidates if c.is_file()), None)
+        if match is None:
+            known = ", ".join(p.stem for p in sorted(folder.glob("*.ipynb")))
+            raise SystemExit(f"course run: no notebook {name!r}; the notebooks are: {known}")
+        found.append(match.resolve())
+    return found
+
+
+def execute_notebook(path: Path, output: Path, *, timeout: int, env: dict | None = None):
+    """Execute one notebook with nbclient in its own folder; write the executed copy to ``output``.
+
+    Returns (seconds, error or None).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    start = time.perf_counter()
+    error = None
+    try:
+        client.execute()
+    except CellExecutionError as failure:
+        error = str(failure).strip().splitlines()[-1]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    seconds = time.perf_counter() - start
+    output.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, output)
+    return seconds, error
+
+
+def run(args) -> int:
+    root = _root()
+    notebooks = _resolve_notebooks(args.notebooks, root)
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    if args.profile:
+        env["COURSE_PROFILE"] = args.profile
+    profile = env.get("COURSE_PROFILE") or os.environ.get("COURSE_PROFILE") or "auto"
+    out = Path(args.output).resolve()
+    rows = []
+    for path in notebooks:
+        print(f"running {path.name} (profile {profile}) ...", flush=True)
+        seconds, error = execute_notebook(path, out / path.name, timeout=args.timeout, env=env)
+        rows.append((path.name, seconds, error))
+    width = max(len(name) for name, _, _ in rows)
+    print(f"\n{'notebook':<{width}}  {'seconds':>8}  result   (profile {profile}, executed copies in {out})")
+    for name, seconds, error in rows:
+        print(f"{name:<{width}}  {seconds:8.1f}  {'ok' if error is None else 'FAILED: ' + error}")
+    print(f"{'total':<{width}}  {sum(s for _, s, _ in rows):8.1f}")
+    return 0 if all(error is None for _, _, error in rows) else 1
+
+
+# --- release and verify ---------------------------------------------------------------------
+
+def _assignments(args, root) -> list[str]:
+    from .grading.pipeline import assignment_names
+
+    return args.assignments or assignment_names(root)
+
+
+def release(args) -> int:
+    from .grading.pipeline import GradingError, release as generate
+
+    root = _root()
+    try:
+        for name in _assignments(args, root):
+            for path in generate(name, root):
+                print(f"wrote {path.relative_to(root)}")
+    except GradingError as error:
+        print(f"course release: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def verify(args) -> int:
+    from .grading.pipeline import GradingError, verify as prove
+
+    root = _root()
+    if args.profile:
+        os.environ["COURSE_PROFILE"] = args.profile
+    ok = True
+    try:
+        for name in _assignments(args, root):
+            report = prove(name, root, jobs=args.jobs)
+            print(report.table(), flush=True)
+            ok &= report.passed
+    except GradingError as error:
+        print(f"course verify: {error}", file=sys.stderr)
+        return 1
+    return 0 if ok else 1
+
+
+# --- lab and test ----------------------------------------------------------------------------
+
+def lab(args) -> int:
+    root = _root()
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
+               "--LabApp.default_url=/lab/tree/notebooks", *args.jupyter_args]
+    return subprocess.call(command, cwd=root)
+
+
+def test(args) -> int:
+    """All tests on the TensorFlow backend, then the course_lib unit tests again on JAX."""
+    root = _root()
+    base = [sys.executable, "-m", "pytest", *args.pytest_args]
+    runs = [("tensorflow", base), ("jax", base + ["-m", "not slow"])]
+    failed = []
+    for backend, command in runs:
+        print(f"\n=== tests on the {backend} backend: {' '.join(command[2:])}", flush=True)
+        if subprocess.call(command, cwd=root, env={**os.environ, "KERAS_BACKEND": backend}) != 0:
+            failed.append(backend)
+    print(f"\n=== {'failed on ' + ' and '.join(failed) if failed else 'all tests passed on both backends'}")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("doctor", help="backend, devices, precision, profile and offline datasets")
+    p.add_argument("--profile", choices=("ci", "cpu", "full"))
+    p.set_defaults(handler=doctor)
+
+    p = commands.add_parser("run", help="execute lecture notebooks headless and time them")
+    p.add_argument("notebooks", nargs="*", help="names or paths (default: every notebook)")
+    p.add_argument("--profile", choices=("ci", "cpu", "full"))
+    p.add_argument("--output", default="build/notebooks", help="folder for executed copies")
+    p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    p.set_defaults(handler=run)
+
+    p = commands.add_parser("release", help="regenerate release/ from source/ with nbgrader")
+    p.add_argument("assignments", nargs="*", help="default: every assignment")
+    p.set_defaults(handler=release)
+
+    p = commands.add_parser("verify", help="prove each assignment: solution, blank release, mutants")
+    p.add_argument("assignments", nargs="*", help="default: every assignment")
+    p.add_argument("--profile", choices=("ci", "cpu", "full"))
+    p.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
+    p.set_defaults(handler=verify)
+
+    p = commands.add_parser("lab", help="start JupyterLab on the course")
+    p.add_argument("jupyter_args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=lab)
+
+    p = commands.add_parser("test", help="every test, on TensorFlow and then on JAX")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=test)
+
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from course_lib import cli
+
+
+@pytest.fixture
+def course(tmp_path, monkeypatch):
+    """A tiny course: its own nbgrader_config.py and two notebooks, one of which fails."""
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    (tmp_path / "source" / "ps0").mkdir(parents=True)
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    good = new_notebook(cells=[new_code_cell("import os\nprint('profile', os.environ['COURSE_PROFILE'])")])
+    bad = new_notebook(cells=[new_code_cell("raise ValueError('broken lesson')")])
+    for nb in (good, bad):
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(good, notebooks / "01_good.ipynb")
+    nbformat.write(bad, notebooks / "02_bad.ipynb")
+    monkeypatch.setenv("COURSE_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def test_doctor_reports_runtime_and_offline_datasets(capsys):
+    assert cli.main(["doctor", "--profile", "ci"]) == 0
+    out = capsys.readouterr().out
+    for word in ("backend", "devices", "precision", "profile: ci", "digits", "fashion_mnist", "course cache"):
+        assert word in out
+
+
+def test_run_executes_writes_copies_and_tables_times(course, capsys):
+    output = course / "build"
+    assert cli.main(["run", "01_good", "--profile", "cpu", "--output", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert "01_good.ipynb" in out and "ok" in out and "total" in out
+    executed = nbformat.read(output / "01_good.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0].text.strip() == "profile cpu"
+
+
+def test_run_fails_on_a_broken_notebook_and_names_the_error(course, capsys):
+    assert cli.main(["run", "--output", str(course / "build"), "--profile", "ci"]) == 1
+    out = capsys.readouterr().out
+    assert "02_bad.ipynb" in out and "FAILED" in out and "broken lesson" in out
+
+
+def test_run_names_the_notebooks_when_one_is_unknown(course):
+    with pytest.raises(SystemExit, match="no notebook 'nope'; the notebooks are: 01_good, 02_bad"):
+        cli.main(["run", "nope"])
+
+
+def test_release_and_verify_name_unknown_assignments(course, capsys):
+    assert cli.main(["release", "ps9"]) == 1
+    err = capsys.readouterr().err
+    assert "no assignment 'ps9'" in err and "the assignments are: ps0" in err
+    assert cli.main(["verify", "ps9"]) == 1
+    assert "no assignment 'ps9'" in capsys.readouterr().err

@@ -1,0 +1,153 @@
+"""Test-cell checks and the pieces of the instructor pipeline (the full proof is in
+test_assignments.py)."""
+import json
+
+import numpy as np
+import pytest
+
+from course_lib.grading import CheckFailed, expect, expect_close, expect_shape
+from course_lib.grading import pipeline
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+def test_expect_close_passes_within_tolerance():
+    expect_close("x", np.array([1.0, 2.0]) + 1e-12, [1.0, 2.0])
+
+
+def test_failure_says_what_and_where_without_the_answer():
+    with pytest.raises(CheckFailed) as failure:
+        expect_close("new_W", np.array([[1.0, 2.0], [3.0, 4.5]]), [[1.0, 2.0], [3.0, 4.0]])
+    message = str(failure.value)
+    assert "new_W" in message and "off by 0.5" in message and "(1, 1)" in message
+    assert "4.0" not in message  # the expected value is not printed
+
+
+def test_constant_factor_and_sign_are_named():
+    with pytest.raises(CheckFailed, match="2 times the expected one"):
+        expect_close("penalty", 2.8, 1.4)
+    with pytest.raises(CheckFailed, match="opposite sign"):
+        expect_close("gradient", [-1.0, 2.0], [1.0, -2.0])
+
+
+def test_shape_none_and_nan_are_explained():
+    with pytest.raises(CheckFailed, match=r"has shape \(3,\); expected shape \(2,\)"):
+        expect_close("out", np.zeros(3), np.zeros(2))
+    with pytest.raises(CheckFailed, match="forget to `return`"):
+        expect_close("out", None, 1.0)
+    with pytest.raises(CheckFailed, match="NaN"):
+        expect_close("out", [np.nan], [1.0])
+    with pytest.raises(CheckFailed, match="should be a number"):
+        expect_shape("out", object(), (1,))
+    with pytest.raises(CheckFailed, match="the hint"):
+        expect(False, "the hint")
+
+
+# --- pipeline pieces -----------------------------------------------------------------------------
+
+def _notebook(*cells):
+    return {"cells": [{"cell_type": "code", "source": src,
+                       "metadata": {"nbgrader": {"grade_id": gid, "solution": True}}}
+                      for gid, src in cells], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_apply_mutant_changes_one_cell_exactly_once():
+    nb = _notebook(("a", "return h * p"), ("b", "return h * p"))
+    mutant = pipeline.Mutant("m", "a", "h * p", "h", "why")
+    changed = pipeline.apply_mutant(nb, mutant)
+    assert changed["cells"][0]["source"] == "return h" and changed["cells"][1]["source"] == "return h * p"
+    assert nb["cells"][0]["source"] == "return h * p"  # the original is untouched
+    assert pipeline.apply_mutant(nb, pipeline.Mutant("m", "zzz", "x", "y", "")) is None
+    with pytest.raises(pipeline.GradingError, match="occurs 0 times in cell 'a'"):
+        pipeline.apply_mutant(nb, pipeline.Mutant("m", "a", "missing", "y", ""))
+
+
+def test_load_mutants_validates_the_file(tmp_path):
+    folder = tmp_path / "tests" / "mutants"
+    folder.mkdir(parents=True)
+    with pytest.raises(pipeline.GradingError, match="is missing"):
+        pipeline.load_mutants("ps9", tmp_path)
+    (folder / "ps9.py").write_text("MUTANTS = []\n")
+    with pytest.raises(pipeline.GradingError, match="non-empty list of Mutant"):
+        pipeline.load_mutants("ps9", tmp_path)
+    (folder / "ps9.py").write_text(
+        "from course_lib.grading.pipeline import Mutant\n"
+        "MUTANTS = [Mutant('a', 'c', 'x', 'y', ''), Mutant('a', 'c', 'x', 'z', '')]\n")
+    with pytest.raises(pipeline.GradingError, match="must be unique"):
+        pipeline.load_mutants("ps9", tmp_path)
+
+
+def test_every_assignment_has_at_least_six_mutants_that_apply(root):
+    for name in pipeline.assignment_names(root):
+        mutants = pipeline.load_mutants(name, root)
+        assert len(mutants) >= 6, name
+        notebooks = [json.loads(p.read_text()) for p in (root / "source" / name).glob("*.ipynb")]
+        for mutant in mutants:
+            assert any(pipeline.apply_mutant(nb, mutant) for nb in notebooks), mutant.name
+
+
+def test_stale_release_is_detected(tmp_path):
+    generated = tmp_path / "generated"
+    committed = tmp_path / "release" / "ps9"
+    generated.mkdir()
+    committed.mkdir(parents=True)
+    (generated / "a.ipynb").write_text(json.dumps(_notebook(("a", "x"))))
+    (committed / "a.ipynb").write_text(json.dumps(_notebook(("a", "x")), indent=4))
+    assert pipeline.stale_release_files("ps9", tmp_path, generated) == []
+    (committed / "a.ipynb").write_text(json.dumps(_notebook(("a", "y"))))
+    assert pipeline.stale_release_files("ps9", tmp_path, generated) == ["release/ps9/a.ipynb"]
+    assert pipeline.stale_release_files("ps8", tmp_path, generated) == ["release/ps8 (missing)"]
+
+
+def test_course_root_is_found_from_inside_and_unknown_assignments_named(root, tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_ROOT", raising=False)
+    assert pipeline.find_course_root(root / "notebooks") == root
+    with pytest.raises(pipeline.GradingError, match="no nbgrader_config.py"):
+        pipeline.find_course_root(tmp_path)
+    monkeypatch.setenv("COURSE_ROOT", str(tmp_path))
+    with pytest.raises(pipeline.GradingError, match="holds no nbgrader_config.py"):
+        pipeline.find_course_root()
+    with pytest.raises(pipeline.GradingError, match="no assignment 'ps0'.*ps1_regularization"):
+        pipeline.release("ps0", root)
+
+
+def test_judging_rules():
+    full = {"nb:t1": (2.0, 2.0), "nb:t2": (3.0, 3.0)}
+    assert pipeline._judge("solution", "full marks", full).passed
+    assert not pipeline._judge("solution", "full marks", {"nb:t1": (1.0, 2.0)}).passed
+    assert pipeline._judge("blank", "0 on every test cell", {"nb:t1": (0.0, 2.0)}).passed
+    assert not pipeline._judge("blank", "0 on every test cell", {"nb:t1": (1.0, 2.0)}).passed
+    caught = pipeline._judge("mutant-x", "lose points", {"nb:t1": (0.0, 2.0), "nb:t2": (3.0, 3.0)}, "why")
+    assert caught.passed and "caught by t1" in caught.detail
+    missed = pipeline._judge("mutant-x", "lose points", full, "why")
+    assert not missed.passed and "NOT CAUGHT" in missed.detail
+    assert not pipeline._judge("mutant-x", "lose points", None).passed
+
+
+def test_stderr_noise_pattern_spares_real_errors(root):
+    """nbgrader's IgnorePattern drops stderr that is only library noise (nbgrader_config.py)."""
+    import re
+    import runpy
+
+    class Config(dict):
+        def __getattr__(self, name):
+            return self.setdefault(name, type(self)())
+
+        def __setattr__(self, name, value):
+            self[name] = value
+
+    config = Config()
+    runpy.run_path(str(root / "nbgrader_config.py"), init_globals={"get_config": lambda: config})
+    assert config.IgnorePattern.enabled
+    pattern = re.compile(config.IgnorePattern.pattern)
+    noise = [
+        "I0000 00:00:1795762901.240628    2216 cpu_feature_guard.cc:227] This TensorFlow binary",
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "WARNING:absl:You are saving your model as an HDF5 file",
+        "/x/keras/src/trainers/epoch_iterator.py:74: UserWarning: `shuffle=True` was passed",
+        "100%|██████████| 10/10 [00:01<00:00,  5.68it/s]",
+    ]
+    for text in noise:
+        assert pattern.search(text), text
+    assert not pattern.search("the student's own message\n")
+    assert config.Execute.timeout >= 60 and config.Execute.kernel_name == "python3"

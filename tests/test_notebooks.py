@@ -1,0 +1,59 @@
+"""The anatomy every notebook must have (COURSE.md). Executing them is nbval's job: the
+notebooks/ and source/ folders are pytest test paths (pyproject.toml)."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import course_lib
+from course_lib.claims import LEDGER
+
+ROOT = Path(__file__).resolve().parents[1]
+LECTURE = sorted((ROOT / "notebooks").glob("*.ipynb"))
+ALL = LECTURE + sorted((ROOT / "source").glob("*/*.ipynb")) + sorted((ROOT / "release").glob("*/*.ipynb"))
+# The claims each lecture notebook must assert (the README's course map).
+CLAIMS = {
+    "01_weight_decay": {"W1", "W2", "W3", "W4"},
+    "02_dropout": {"D1", "D2", "D3", "D4"},
+}
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell):
+    return "".join(cell["source"])
+
+
+def test_every_mapped_notebook_exists():
+    assert {p.stem for p in LECTURE} >= set(CLAIMS)
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: str(p.relative_to(ROOT)))
+def test_stored_without_outputs(path):
+    notebook = json.loads(path.read_text())
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, _source(cell)[:80]
+
+
+@pytest.mark.parametrize("path", LECTURE, ids=lambda p: p.stem)
+def test_lecture_notebook_anatomy(path):
+    cells = _cells(path)
+    title = _source(cells[0])
+    assert cells[0]["cell_type"] == "markdown" and title.startswith("# ")
+    badge = f"colab.research.google.com/github/{course_lib.REPOSITORY.split('github.com/')[1]}/blob/main/notebooks/{path.name}"
+    assert badge in title, "the Open in Colab badge must point at this notebook"
+    code = [c for c in cells if c["cell_type"] == "code"]
+    setup = _source(code[0])
+    assert "course_lib.setup(" in setup and course_lib.REPOSITORY in setup and "google.colab" in setup
+    assert sum("course_lib.setup(" in _source(c) for c in code) == 1, "exactly one setup cell"
+    text = "\n".join(_source(c) for c in cells)
+    asserted = set(re.findall(r'claims\.check\(\s*"([A-Z]\d)"', text))
+    assert asserted <= set(LEDGER)
+    assert asserted >= CLAIMS.get(path.stem, set()), f"claims not asserted: {CLAIMS[path.stem] - asserted}"
+    assert "Check your understanding" in text
+    assert "../release/" in text, "link the assignment"
