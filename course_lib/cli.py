@@ -154,14 +154,16 @@ def verify(args) -> int:
 def lab(args) -> int:
     root = _root()
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
-               "--LabApp.default_url=/lab/tree/notebooks", *args.jupyter_args]
+               "--LabApp.default_url=/lab/tree/notebooks", *args.extra]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and cloud machines often run as root
     return subprocess.call(command, cwd=root)
 
 
 def test(args) -> int:
     """All tests on the TensorFlow backend, then the course_lib unit tests again on JAX."""
     root = _root()
-    base = [sys.executable, "-m", "pytest", *args.pytest_args]
+    base = [sys.executable, "-m", "pytest", *args.extra]
     runs = [("tensorflow", base), ("jax", base + ["-m", "not slow"])]
     failed = []
     for backend, command in runs:
@@ -197,15 +199,16 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
     p.set_defaults(handler=verify)
 
-    p = commands.add_parser("lab", help="start JupyterLab on the course")
-    p.add_argument("jupyter_args", nargs=argparse.REMAINDER)
-    p.set_defaults(handler=lab)
+    p = commands.add_parser("lab", help="start JupyterLab on the course (other options go to JupyterLab)")
+    p.set_defaults(handler=lab, passes_through=True)
 
-    p = commands.add_parser("test", help="every test, on TensorFlow and then on JAX")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    p.set_defaults(handler=test)
+    p = commands.add_parser("test", help="every test, on TensorFlow and then on JAX (other options go to pytest)")
+    p.set_defaults(handler=test, passes_through=True)
 
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passes_through", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     return args.handler(args)
 
 

@@ -55,3 +55,52 @@ def test_release_and_verify_name_unknown_assignments(course, capsys):
     assert "no assignment 'ps9'" in err and "the assignments are: ps0" in err
     assert cli.main(["verify", "ps9"]) == 1
     assert "no assignment 'ps9'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lab_serves_the_course_with_nbgrader(root, tmp_path):
+    """`course lab` starts JupyterLab at the course root with nbgrader's extensions loaded."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(tmp_path / "lab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "course_lib.cli", "lab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", "--ServerApp.token=test-token"],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT)
+
+    def get(path):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                         headers={"Authorization": "token test-token"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+
+    try:
+        for _ in range(120):
+            try:
+                status, body = get("/api/contents/notebooks")
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "lab.log").read_text()[-2000:]
+                time.sleep(0.5)
+        names = {item["name"] for item in json.loads(body)["content"]}
+        assert {"01_weight_decay.ipynb", "02_dropout.ipynb"} <= names
+        assert get("/lab/tree/notebooks")[0] == 200
+        assert "nbgrader" in (tmp_path / "lab.log").read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_unknown_options_are_refused_except_where_passed_through(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["doctor", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
