@@ -151,3 +151,43 @@ def test_stderr_noise_pattern_spares_real_errors(root):
         assert pattern.search(text), text
     assert not pattern.search("the student's own message\n")
     assert config.Execute.timeout >= 60 and config.Execute.kernel_name == "python3"
+
+
+@pytest.mark.slow
+def test_library_noise_on_stderr_does_not_zero_a_passing_test_cell(root, tmp_path):
+    """A real `nbgrader autograde` with the course's nbgrader_config.py: a test cell that passes
+    while TensorFlow-style logs and a Python warning reach stderr keeps its points; a failing
+    one still scores 0."""
+    import shutil
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    def cell(source, grade_id, points=None):
+        c = new_code_cell(source)
+        c.metadata["nbgrader"] = {"grade_id": grade_id, "grade": points is not None, "locked": points is not None,
+                                  "solution": points is None, "schema_version": 3, "task": False}
+        if points is not None:
+            c.metadata["nbgrader"]["points"] = points
+        return c
+
+    noisy = ("import sys, warnings\n"
+             "print('I0000 00:00:1795762901.240628    2216 cpu_feature_guard.cc:227] This TensorFlow binary', file=sys.stderr, flush=True)\n"
+             "print('WARNING:absl:Compiled the loaded model, but the compiled metrics have yet to be built.', file=sys.stderr, flush=True)\n"
+             "warnings.warn('a library being chatty', UserWarning)\n"
+             "assert answer() == 42\n")
+    nb = new_notebook(cells=[cell("def answer():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", "answer"),
+                             cell(noisy, "test_noisy", 2),
+                             cell("assert answer() == 41, 'wrong on purpose'", "test_failing", 1)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    course = tmp_path / "course"
+    (course / "source" / "ps0").mkdir(parents=True)
+    shutil.copy(root / "nbgrader_config.py", course / "nbgrader_config.py")
+    nbformat.write(nb, course / "source" / "ps0" / "ps0.ipynb")
+    pipeline.run_nbgrader(["generate_assignment", "ps0", "--force"], course)
+    (course / "submitted" / "alice" / "ps0").mkdir(parents=True)
+    shutil.copy(course / "source" / "ps0" / "ps0.ipynb", course / "submitted" / "alice" / "ps0")
+    pipeline.run_nbgrader(["autograde", "ps0", "--force"], course)
+    scores = pipeline._scores(course, "ps0", ["alice"])["alice"]
+    assert scores["ps0:test_noisy"] == (2.0, 2.0)
+    assert scores["ps0:test_failing"] == (0.0, 1.0)
