@@ -2,7 +2,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from course_lib import plots  # noqa: E402
