@@ -1,9 +1,10 @@
-"""The ``course`` command: doctor, run, release, verify, lab and test.
+"""The ``course`` command: doctor, run, release, verify, explain, lab and test.
 
     course doctor                 what this machine offers the course
     course run [NOTEBOOK ...]     execute lecture notebooks headless, with a time table
     course release [PS ...]       regenerate release/ from source/ with nbgrader
     course verify [PS ...]        prove each assignment's tests (solution, blank, mutants)
+    course explain MODEL          per-layer shapes, parameters, memory and operations
     course lab                    start JupyterLab on the course
     course test [PYTEST ARGS]     every test: TensorFlow backend, then course_lib on JAX
 """
@@ -149,6 +150,35 @@ def verify(args) -> int:
     return 0 if ok else 1
 
 
+# --- explain -------------------------------------------------------------------------------
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(size) for size in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH,CHANNELS such as 32,32,3; got {text!r}")
+    return shape
+
+
+def explain(args) -> int:
+    """The accounting table of a named architecture, computed with the lecture's formulas
+    (``accounting.SHAPES``): no Keras, no weights, so even ResNet-152 answers at once."""
+    from .accounting import SHAPES, account
+    from .models import build
+
+    options = {name: getattr(args, name) for name in ("input_shape", "classes", "width")
+               if getattr(args, name) is not None}
+    try:
+        table = account(build(args.model, nn=SHAPES, **options))
+    except (TypeError, ValueError) as error:
+        print(f"course explain: {error}", file=sys.stderr)
+        return 2
+    print(table.to_json() if args.json else table.to_text(all_layers=args.all))
+    return 0
+
+
 # --- lab and test ----------------------------------------------------------------------------
 
 def lab(args) -> int:
@@ -198,6 +228,17 @@ def main(argv=None) -> int:
     p.add_argument("--profile", choices=("ci", "cpu", "full"))
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
     p.set_defaults(handler=verify)
+
+    from .models import ARCHITECTURES
+
+    p = commands.add_parser("explain", help="per-layer output shape, parameters, memory and operations of a model")
+    p.add_argument("model", help=f"one of: {', '.join(ARCHITECTURES)}")
+    p.add_argument("--input-shape", type=_input_shape, help="HEIGHT,WIDTH,CHANNELS (default: the paper's)")
+    p.add_argument("--classes", type=int, help="output classes (default: the paper's)")
+    p.add_argument("--width", type=float, help="channel multiplier (default 1)")
+    p.add_argument("--all", action="store_true", help="also list layers with no memory and no parameters")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=explain)
 
     p = commands.add_parser("lab", help="start JupyterLab on the course (other options go to JupyterLab)")
     p.set_defaults(handler=lab, passes_through=True)

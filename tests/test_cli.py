@@ -1,3 +1,7 @@
+import json
+import subprocess
+import sys
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -104,3 +108,32 @@ def test_unknown_options_are_refused_except_where_passed_through(capsys):
     with pytest.raises(SystemExit):
         cli.main(["doctor", "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_explain_prints_the_slide_table(capsys):
+    assert cli.main(["explain", "vgg16"]) == 0
+    out = capsys.readouterr().out
+    assert "block1_conv1  CONV3-64" in out and "TOTAL params: 138,357,544" in out
+    assert cli.main(["explain", "resnet20", "--input-shape", "16,16,1", "--width", "0.5", "--classes", "3",
+                     "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["rows"][0]["output_shape"] == [16, 16, 1] and data["rows"][-1]["output_shape"] == [3]
+
+
+def test_explain_rejects_unknown_models_and_small_inputs(capsys):
+    assert cli.main(["explain", "resnet19"]) == 2
+    assert "unknown architecture 'resnet19'" in capsys.readouterr().err
+    assert cli.main(["explain", "alexnet", "--input-shape", "32,32,3"]) == 2
+    assert "layer pool2: a window of 3 does not fit" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["explain", "vgg16", "--input-shape", "32x32"])
+    assert "expected HEIGHT,WIDTH,CHANNELS" in capsys.readouterr().err
+
+
+def test_explain_needs_no_keras():
+    """`course explain` answers with the formulas alone: Keras is never imported (that is its speed)."""
+    code = ("import sys; from course_lib import cli; cli.main(['explain', 'resnet152']); "
+            "assert 'keras' not in sys.modules, 'keras was imported'")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "TOTAL params: 60,419,944" in run.stdout
