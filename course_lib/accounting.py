@@ -127,7 +127,7 @@ def receptive_field(layers) -> list[ReceptiveField]:
             check_number(f"layers[{index}] stride", stride, low=1, integer=True)
         else:
             name = getattr(layer, "name", None)
-            if name is None:
+            if name is None or not hasattr(layer, "get_config"):
                 raise TypeError(f"layers[{index}] must be a (kernel, stride) pair or a Keras layer; got {layer!r}")
             config = layer.get_config()
             window = config.get("kernel_size") or config.get("pool_size")

@@ -4,29 +4,215 @@ from __future__ import annotations
 import numpy as np
 
 
-def learning_curves(histories: dict, *, metric: str = "accuracy", title: str | None = None):
+def learning_curves(histories: dict, *, metric: str = "accuracy", title: str | None = None, ax=None):
     """Training (solid) and validation (dashed) curves of several Keras histories, one colour each.
 
     histories  {label: keras History or its ``.history`` dict}
+    ax         a matplotlib Axes to draw on (default: a new figure)
     """
     import matplotlib.pyplot as plt
 
     if not histories:
         raise ValueError("histories must name at least one run")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
     for i, (label, history) in enumerate(histories.items()):
         logs = getattr(history, "history", history)
         if metric not in logs:
             raise KeyError(f"history {label!r} has no {metric!r}; it has {sorted(logs)}")
         colour = f"C{i}"
         epochs = np.arange(1, len(logs[metric]) + 1)
-        ax.plot(epochs, logs[metric], color=colour, label=f"{label} (train)")
+        prefix = f"{label} " if label else ""
+        ax.plot(epochs, logs[metric], color=colour, label=f"{prefix}(train)")
         if f"val_{metric}" in logs:
-            ax.plot(epochs, logs[f"val_{metric}"], color=colour, linestyle="--", label=f"{label} (val)")
+            ax.plot(epochs, logs[f"val_{metric}"], color=colour, linestyle="--", label=f"{prefix}(val)")
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def filter_grid(kernels, *, columns: int | None = None, title: str | None = None, size: float = 0.6):
+    """Show the filters of a convolution as one mosaic of small images, one tile per filter.
+
+    kernels  the layer's kernel as Keras stores it, (height, width, in_channels, filters),
+             with 1 input channel (drawn in grey) or 3 (drawn in colour); e.g.
+             ``model.get_layer("conv1").get_weights()[0]``.
+    columns  filters per row; default: about the square root of the number of filters.
+    size     inches per tile.
+
+    Each filter is stretched to its own range (its smallest weight black, its largest white),
+    as in the AlexNet paper's figure of the first layer's filters; tiles are separated by a
+    one-pixel white gap.
+    """
+    import matplotlib.pyplot as plt
+
+    from .validation import check_array, check_number
+
+    kernels = check_array("kernels", kernels, ndim=4)
+    height, width, channels, count = kernels.shape
+    if channels not in (1, 3):
+        raise ValueError(f"kernels must have 1 or 3 input channels (axis 2 of (height, width, in_channels, "
+                         f"filters)); got shape {kernels.shape}")
+    if min(height, width, count) < 1:
+        raise ValueError(f"kernels must hold at least one filter of at least 1x1; got shape {kernels.shape}")
+    if not np.all(np.isfinite(kernels)):
+        raise ValueError("kernels must be finite; got NaN or infinite weights")
+    if columns is None:
+        columns = int(np.ceil(np.sqrt(count)))
+    check_number("columns", columns, low=1, integer=True)
+    check_number("size", size, low=0, low_inclusive=False)
+    columns = min(columns, count)
+    rows = int(np.ceil(count / columns))
+    low = kernels.min(axis=(0, 1, 2), keepdims=True)
+    spread = kernels.max(axis=(0, 1, 2), keepdims=True) - low
+    tiles = np.where(spread > 0, (kernels - low) / np.where(spread > 0, spread, 1), 0.5)
+    mosaic = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1, channels))
+    for index in range(count):
+        row, column = divmod(index, columns)
+        mosaic[row * (height + 1):row * (height + 1) + height,
+               column * (width + 1):column * (width + 1) + width] = tiles[..., index]
+    fig, ax = plt.subplots(figsize=(columns * size, rows * size + (0.4 if title else 0)))
+    if channels == 1:
+        ax.imshow(mosaic[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(mosaic, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def bubble_chart(names, operations, accuracy, params, *, xlabel: str = "operations per image (G multiply-adds)",
+                 ylabel: str = "ImageNet top-1 accuracy (%)", title: str | None = None, logx: bool = True):
+    """Accuracy against operations, one bubble per model with its area proportional to its
+    parameter count (the "comparing complexity" chart of Canziani et al. 2017).
+
+    names       one label per model
+    operations  operations per image, e.g. GMACs (x axis)
+    accuracy    accuracy, e.g. top-1 in percent (y axis)
+    params      parameter counts (bubble areas), e.g. in millions; the legend shows two sizes
+    """
+    import matplotlib.pyplot as plt
+
+    from .validation import check_array
+
+    names = [str(name) for name in names]
+    if not names:
+        raise ValueError("names must name at least one model")
+    columns = {}
+    for label, values in (("operations", operations), ("accuracy", accuracy), ("params", params)):
+        values = check_array(label, values, ndim=1)
+        if len(values) != len(names):
+            raise ValueError(f"{label} must have one value per name ({len(names)}); got {len(values)}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{label} must be finite; got {values.tolist()}")
+        columns[label] = values
+    for label in ("operations", "params"):
+        if np.any(columns[label] <= 0):
+            raise ValueError(f"{label} must be positive; got {columns[label].tolist()}")
+    operations, acc, par = columns["operations"], columns["accuracy"], columns["params"]
+    scale = 2000.0 / par.max()  # points² per unit of params: the largest bubble is 2000 points²
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, name in enumerate(names):
+        ax.scatter(operations[i], acc[i], s=par[i] * scale, color=f"C{i}", alpha=0.5, edgecolors="k", linewidths=0.5)
+        ax.text(operations[i], acc[i], name, ha="center", va="center", fontsize=8)
+    for reference in _round_sizes(par):
+        ax.scatter([], [], s=reference * scale, color="lightgrey", edgecolors="k", linewidths=0.5,
+                   label=f"{reference:g}")
+    ax.legend(title="parameters", labelspacing=2.0, borderpad=1.2, fontsize=8, title_fontsize=8,
+              loc="lower right", frameon=False)
+    spread = max(acc.max() - acc.min(), 1.0)
+    ax.set_ylim(acc.min() - 0.25 * spread, acc.max() + 0.25 * spread)
+    if logx:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log")
+        ax.set_xlim(operations.min() / 2, operations.max() * 2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def _round_sizes(values) -> list[float]:
+    """Two round numbers (1, 2 or 5 times a power of ten) spanning ``values``, for a size legend."""
+    def round_down(value):
+        power = 10.0 ** np.floor(np.log10(value))
+        return max(step * power for step in (1, 2, 5) if step * power <= value)
+
+    low, high = round_down(values.min()), round_down(values.max())
+    return [low] if low == high else [low, high]
+
+
+_QUANTITY_LABELS = {"params": "parameters", "activations": "activations (values)", "macs": "multiply-adds",
+                    "memory_bytes": "activation memory (bytes)"}
+
+
+def layer_costs(tables, *, quantities=("params", "macs"), title: str | None = None):
+    """Per-layer costs of one or more accounted models, side by side: one panel per quantity,
+    one horizontal bar per layer (and per model, in the order given), each panel's shares of
+    its model's total written on the bars.
+
+    tables      an ``accounting.Table`` (from ``accounting.account``) or a list of them; layers
+                are matched by name, in the order of the first table
+    quantities  row attributes to show: "params", "activations", "macs" or "memory_bytes"
+
+    A layer is shown if it costs something in any panel of any table, so views (Flatten,
+    Dropout) drop out.
+    """
+    import matplotlib.pyplot as plt
+
+    if hasattr(tables, "rows"):
+        tables = [tables]
+    tables = list(tables)
+    if not tables or not all(hasattr(table, "rows") and hasattr(table, "model") for table in tables):
+        raise TypeError("tables must be an accounting.Table or a non-empty list of them; "
+                        f"got {tables!r}"[:200])
+    quantities = [quantities] if isinstance(quantities, str) else list(quantities)
+    if not quantities:
+        raise ValueError("quantities must name at least one of " + ", ".join(_QUANTITY_LABELS))
+    for quantity in quantities:
+        if quantity not in _QUANTITY_LABELS:
+            raise ValueError(f"quantities must be among {', '.join(_QUANTITY_LABELS)}; got {quantity!r}")
+    values = [{row.name: row for row in table.rows} for table in tables]
+    names = []
+    for table in tables:
+        for row in table.rows:
+            if row.name not in names and any(getattr(rows[row.name], q) for rows in values if row.name in rows
+                                             for q in quantities):
+                names.append(row.name)
+    if not names:
+        raise ValueError("the tables have no layer with a nonzero value of " + ", ".join(quantities))
+    height = 0.8 / len(tables)
+    positions = np.arange(len(names))
+    rows_height = 0.28 * len(names) * max(1, len(tables) * 0.6)
+    fig, axes = plt.subplots(1, len(quantities), figsize=(4.2 * len(quantities), 0.9 + rows_height),
+                             sharey=True, squeeze=False)
+    for ax, quantity in zip(axes[0], quantities):
+        for i, (table, rows) in enumerate(zip(tables, values)):
+            counts = np.array([getattr(rows[name], quantity) if name in rows else 0 for name in names], float)
+            total = sum(getattr(row, quantity) for row in table.rows)
+            offset = (i - (len(tables) - 1) / 2) * height
+            ax.barh(positions + offset, counts, height=height, color=f"C{i}", label=table.model)
+            for y, count in zip(positions + offset, counts):
+                if total and count / total >= 0.05:
+                    ax.text(count, y, f" {count / total:.0%}", va="center", fontsize=7)
+        ax.set_xlabel(_QUANTITY_LABELS[quantity])
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+        ax.margins(x=0.18)
+    axes[0][0].set_yticks(positions, names, fontsize=8)
+    axes[0][0].invert_yaxis()
+    if len(tables) > 1:
+        axes[0][-1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -57,6 +57,8 @@ def test_receptive_field_reads_keras_layers():
         A.receptive_field([(3, 1), (3,)])
     with pytest.raises(TypeError, match=r"layers\[0\]"):
         A.receptive_field(["conv"])
+    with pytest.raises(TypeError, match=r"layers\[0\] must be a \(kernel, stride\) pair or a Keras layer"):
+        A.receptive_field(models.lenet5(nn=A.SHAPES).nodes)
 
 
 # --- tables of Keras models ------------------------------------------------------------------

@@ -13,3 +13,91 @@ def test_learning_curves_draw_train_and_validation():
     assert len(fig.axes[0].lines) == 3
     with pytest.raises(KeyError, match="has no 'accuracy'"):
         plots.learning_curves({"x": {"loss": [1.0]}})
+
+
+def test_filter_grid_draws_one_tile_per_filter():
+    import numpy as np
+
+    kernels = np.random.default_rng(0).normal(size=(5, 5, 1, 7))
+    fig = plots.filter_grid(kernels, columns=4, title="conv1")
+    mosaic = fig.axes[0].images[0].get_array()
+    assert mosaic.shape == (2 * 6 - 1, 4 * 6 - 1)  # 2 rows of 4 tiles, 1-pixel gaps
+    first = mosaic[:5, :5]
+    assert first.min() == 0 and first.max() == 1  # each tile stretched to its own range
+    assert np.allclose(first, (kernels[..., 0, 0] - kernels[..., 0, 0].min()) / np.ptp(kernels[..., 0, 0]))
+    assert np.all(mosaic[5, :] == 1) and np.all(mosaic[6:, 18:] == 1)  # a gap, and the empty 8th tile
+    assert fig.axes[0].get_title() == "conv1"
+    rgb = plots.filter_grid(np.random.default_rng(1).normal(size=(3, 3, 3, 2)))
+    assert rgb.axes[0].images[0].get_array().shape == (3, 7, 3)
+    flat = plots.filter_grid(np.zeros((3, 3, 1, 1)))  # a constant filter does not divide by zero
+    assert np.all(flat.axes[0].images[0].get_array() == 0.5)
+
+
+def test_filter_grid_rejects_what_is_not_a_kernel():
+    import numpy as np
+
+    with pytest.raises(ValueError, match="kernels must have rank 4"):
+        plots.filter_grid(np.zeros((5, 5, 6)))
+    with pytest.raises(ValueError, match="1 or 3 input channels"):
+        plots.filter_grid(np.zeros((5, 5, 2, 6)))
+    with pytest.raises(ValueError, match="at least one filter"):
+        plots.filter_grid(np.zeros((5, 5, 1, 0)))
+    with pytest.raises(ValueError, match="finite"):
+        plots.filter_grid(np.full((5, 5, 1, 2), np.nan))
+    with pytest.raises(ValueError, match="columns must be in"):
+        plots.filter_grid(np.zeros((5, 5, 1, 2)), columns=0)
+
+
+def test_bubble_chart_sizes_bubbles_by_parameters():
+    fig = plots.bubble_chart(["A", "B", "C"], [0.7, 15.5, 4.1], [56.5, 71.6, 76.1], [61.1, 138.4, 25.6],
+                             title="complexity")
+    ax = fig.axes[0]
+    bubbles = [c for c in ax.collections if len(c.get_offsets())]
+    assert len(bubbles) == 3
+    sizes = [float(c.get_sizes()[0]) for c in bubbles]
+    assert sizes[1] == pytest.approx(2000) and sizes[0] / sizes[1] == pytest.approx(61.1 / 138.4)
+    assert [t.get_text() for t in ax.texts] == ["A", "B", "C"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["20", "100"]
+    assert ax.get_xscale() == "log" and ax.get_title() == "complexity"
+
+
+def test_bubble_chart_rejects_bad_columns():
+    with pytest.raises(ValueError, match="one value per name"):
+        plots.bubble_chart(["A", "B"], [1.0], [50.0, 60.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="params must be positive"):
+        plots.bubble_chart(["A"], [1.0], [50.0], [0.0])
+    with pytest.raises(ValueError, match="operations must be positive"):
+        plots.bubble_chart(["A"], [-1.0], [50.0], [1.0])
+    with pytest.raises(ValueError, match="at least one model"):
+        plots.bubble_chart([], [], [], [])
+    with pytest.raises(TypeError, match="accuracy must be an array of numbers"):
+        plots.bubble_chart(["A"], [1.0], None, [1.0])
+
+
+def test_layer_costs_draws_one_bar_per_layer_and_model():
+    from course_lib import accounting, models
+
+    small = accounting.account(models.lenet5(nn=accounting.SHAPES))
+    wide = accounting.account(models.lenet5(width=2, nn=accounting.SHAPES), name="lenet5 x2")
+    fig = plots.layer_costs([small, wide], quantities=("params", "macs", "activations"), title="LeNet")
+    assert len(fig.axes) == 3
+    shown = [label.get_text() for label in fig.axes[0].get_yticklabels()]
+    assert shown == ["input", "c1", "s2", "c3", "s4", "c5", "f6", "output"]  # flatten costs nothing
+    assert len(fig.axes[0].patches) == 2 * len(shown)
+    assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == ["lenet5", "lenet5 x2"]
+    one = plots.layer_costs(small, quantities="params")
+    assert len(one.axes) == 1 and one.axes[0].get_legend() is None
+
+
+def test_layer_costs_rejects_bad_arguments():
+    from course_lib import accounting, models
+
+    table = accounting.account(models.lenet5(nn=accounting.SHAPES))
+    with pytest.raises(TypeError, match="accounting.Table"):
+        plots.layer_costs([])
+    with pytest.raises(TypeError, match="accounting.Table"):
+        plots.layer_costs({"params": 3})
+    with pytest.raises(ValueError, match="quantities must be among"):
+        plots.layer_costs(table, quantities=("flops",))
+    with pytest.raises(ValueError, match="at least one"):
+        plots.layer_costs(table, quantities=())

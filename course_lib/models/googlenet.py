@@ -58,7 +58,8 @@ def googlenet(*, input_shape=(224, 224, 3), classes=1000, width=1.0, lrn=False, 
         → max pool → 3a 3b → max pool → 4a 4b 4c 4d 4e → max pool → 5a 5b
         → global average pool → dropout 0.4 → FC classes
 
-    About 7M parameters, 12× fewer than AlexNet, and no large FC layer.
+    About 7.0M parameters, 9× fewer than AlexNet's 62.4M (the often-quoted "12×" compares
+    with the paper's rounder 5M), and no large FC layer.
     """
     check_input_shape(input_shape)
     check_head(classes, width)
