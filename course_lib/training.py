@@ -1,10 +1,289 @@
-"""Training helpers. (The babysitting tools of the lecture's training recipe come with notebook 03.)"""
+"""Training a CNN, the lecture's recipe: SGD + momentum, and babysitting the network as it trains.
+
+    sgd_momentum_step      the NumPy reference of SGD with momentum, v ← μv − α·dW, W ← W + v
+    LiveCurves             loss and accuracy curves, train and validation, redrawn during ``fit``
+    UpdateRatio            per layer, ‖ΔW‖ / ‖W‖ of one update (healthy: about 1e-3)
+    tensorboard            a TensorBoard callback and the two lines that open it in JupyterLab/Colab
+    learning_rate_range    the learning-rate range test: loss against an exponentially rising rate
+    random_search          random search over hyperparameters on a log scale (coarse to fine)
+    accuracy               share of correct arg-max predictions, in inference mode
+
+The callbacks are cheap by construction: LiveCurves redraws only after epochs and spends at
+most ``budget`` of the wall time drawing; UpdateRatio copies weights only on the batches it
+samples. ``benchmarks/monitor_overhead.py`` measures both against a bare ``fit``.
+"""
 from __future__ import annotations
 
+import importlib.util
+import io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
 import numpy as np
 
-from .validation import check_number
+from .validation import check_array, check_number, check_same_shape
 
+
+# --- SGD + momentum ---------------------------------------------------------------------------
+
+def sgd_momentum_step(W, dW, velocity, learning_rate: float, momentum: float = 0.9):
+    """One step of SGD with momentum (Keras's and the lecture's form); returns (W, velocity):
+
+        v ← μ·v − α·dW
+        W ← W + v
+
+    With μ = 0 it is plain SGD. ``keras.optimizers.SGD(learning_rate=α, momentum=μ)`` takes
+    the same step (tests/test_training.py shows they agree).
+    """
+    W, dW, velocity = (check_array(name, value) for name, value in
+                       (("W", W), ("dW", dW), ("velocity", velocity)))
+    check_same_shape("W", W, "dW", dW)
+    check_same_shape("W", W, "velocity", velocity)
+    check_number("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+    check_number("momentum", momentum, low=0.0, high=1.0, high_inclusive=False)
+    velocity = momentum * velocity - learning_rate * dW
+    return W + velocity, velocity
+
+
+# --- babysitting: live curves ------------------------------------------------------------------
+
+class LiveCurves(keras.callbacks.Callback):
+    """Learning curves that redraw while ``fit`` runs: one panel per metric (loss, accuracy),
+    training solid and validation dashed.
+
+    metrics   the logged names to plot (their ``val_`` twins are added when present).
+    budget    the largest share of training time spent drawing (0.02 = 2%): after a redraw
+              that took d seconds, the next waits until d / budget seconds have passed. The
+              last epoch is always drawn, when training ends.
+
+    In a notebook the figure updates in place under the cell; elsewhere (a script, nbval)
+    it is rendered all the same and kept as ``png`` (bytes). ``history`` holds the logs and
+    ``redraws`` counts the drawings.
+    """
+
+    def __init__(self, metrics=("loss", "accuracy"), *, budget: float = 0.02, title: str | None = None):
+        super().__init__()
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        if not metrics:
+            raise ValueError("metrics must name at least one logged quantity, e.g. 'loss'")
+        check_number("budget", budget, low=0.0, high=1.0, low_inclusive=False)
+        self.metrics, self.budget, self.title = metrics, budget, title
+        self.history: dict[str, list[float]] = {}
+        self.redraws, self.png, self._handle = 0, None, None
+        self._next_draw, self._drawn_epochs = 0.0, 0
+
+    def on_train_begin(self, logs=None):
+        self.history, self._next_draw, self._drawn_epochs = {}, 0.0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        if time.perf_counter() >= self._next_draw:
+            self.draw()
+
+    def on_train_end(self, logs=None):
+        if self.history and self._drawn_epochs < len(self.history[next(iter(self.history))]):
+            self.draw()  # the last epochs, whenever training stopped
+
+    def draw(self):
+        """Redraw now and show the figure (updating it in place in a notebook)."""
+        from .plots import learning_curves
+
+        start = time.perf_counter()
+        missing = [name for name in self.metrics if name not in self.history]
+        if missing:
+            raise KeyError(f"LiveCurves cannot plot {missing}: fit logged {sorted(self.history)}; "
+                           "compile the model with those metrics or pass metrics= to LiveCurves")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(self.metrics), figsize=(4.5 * len(self.metrics), 3.2), squeeze=False)
+        for ax, metric in zip(axes[0], self.metrics):
+            learning_curves({"": self.history}, metric=metric, ax=ax)
+        if self.title:
+            fig.suptitle(self.title, fontsize=10)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        plt.close(fig)
+        self.png = buffer.getvalue()
+        self._show()
+        self.redraws += 1
+        self._drawn_epochs = len(self.history[self.metrics[0]])
+        finished = time.perf_counter()
+        self._next_draw = finished + (finished - start) / self.budget
+
+    def _show(self):
+        try:
+            from IPython import get_ipython
+            from IPython.display import Image, display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        if self._handle is None:
+            self._handle = display(Image(self.png), display_id=True)
+        else:
+            self._handle.update(Image(self.png))
+
+
+# --- babysitting: update/weight ratio ----------------------------------------------------------
+
+class UpdateRatio(keras.callbacks.Callback):
+    """The ratio of the update's size to the weights' size, ‖ΔW‖ / ‖W‖, per layer kernel.
+
+    Measured on one batch in ``every`` (the weights are copied before that batch and compared
+    after it), so it costs nothing on the others. ``ratios[layer]`` lists the measurements.
+    A rough guide (cs231n): about 1e-3 is healthy; much lower, the learning rate is too low;
+    much higher, too high.
+    """
+
+    def __init__(self, every: int = 50):
+        super().__init__()
+        check_number("every", every, low=1, integer=True)
+        self.every = every
+        self.ratios: dict[str, list[float]] = {}
+        self._before: dict | None = None
+        self._step = 0
+
+    def _kernels(self):
+        return {layer.name: layer.kernel for layer in self.model.layers
+                if getattr(layer, "kernel", None) is not None and layer.trainable}
+
+    def on_train_begin(self, logs=None):
+        self.ratios, self._step = {}, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._step % self.every == 0:
+            self._before = {name: keras.ops.convert_to_numpy(kernel) for name, kernel in self._kernels().items()}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._before is None:
+            return
+        for name, kernel in self._kernels().items():
+            before = self._before[name]
+            update = keras.ops.convert_to_numpy(kernel) - before
+            self.ratios.setdefault(name, []).append(float(np.linalg.norm(update) / (np.linalg.norm(before) + 1e-12)))
+        self._before = None
+
+    def summary(self) -> dict[str, float]:
+        """The median ratio of each layer."""
+        return {name: float(np.median(values)) for name, values in self.ratios.items()}
+
+
+# --- babysitting: TensorBoard --------------------------------------------------------------------
+
+def tensorboard(run: str, *, log_dir="build/logs", histogram_freq: int = 1):
+    """A ``keras.callbacks.TensorBoard`` writing to ``log_dir/run``, and how to look at it.
+
+    In JupyterLab or Colab, run these two lines in a cell (they are printed too):
+
+        %load_ext tensorboard
+        %tensorboard --logdir build/logs
+
+    The log writer comes with TensorFlow (on a JAX runtime without it, use ``LiveCurves``); the
+    viewer is the ``tensorboard`` package (in the course's ``lab`` extra, and on Colab).
+    """
+    if not isinstance(run, str) or not run or "/" in run or run.startswith("."):
+        raise ValueError(f"run must be a plain folder name such as 'baseline'; got {run!r}")
+    check_number("histogram_freq", histogram_freq, low=0, integer=True)
+    if importlib.util.find_spec("tensorflow") is None:
+        raise RuntimeError("TensorBoard's log writer comes with TensorFlow (pip install tensorflow); "
+                           "on a JAX-only runtime use course_lib.training.LiveCurves")
+    path = Path(log_dir) / run
+    print(f"TensorBoard logs: {path}\nto watch them, run in a cell:\n"
+          f"  %load_ext tensorboard\n  %tensorboard --logdir {log_dir}")
+    return keras.callbacks.TensorBoard(log_dir=str(path), histogram_freq=histogram_freq)
+
+
+# --- choosing the learning rate ------------------------------------------------------------------
+
+@dataclass
+class RangeTest:
+    """The learning-rate range test's curve and its suggestion."""
+    learning_rates: np.ndarray
+    losses: np.ndarray            # smoothed training loss at each rate
+    suggestion: float             # the rate where the smoothed loss fell fastest, before its lowest
+
+
+def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, steps: int = 100,
+                        batch_size: int = 32, seed: int = 0, stop_factor: float = 4.0) -> RangeTest:
+    """Train ``model`` (compiled) for ``steps`` batches while the learning rate rises
+    exponentially from ``low`` to ``high``, recording the loss (Smith 2017). The loss first
+    falls, then explodes; a good rate lies where it falls fastest. The test stops early once
+    the loss exceeds ``stop_factor`` times its best, and restores the model's weights and
+    learning rate afterwards, so the model is left as it was.
+    """
+    check_number("low", low, low=0.0, low_inclusive=False)
+    check_number("high", high, low=low, low_inclusive=False)
+    check_number("steps", steps, low=5, integer=True)
+    check_number("batch_size", batch_size, low=1, integer=True)
+    check_number("stop_factor", stop_factor, low=1.0, low_inclusive=False)
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError("model must be compiled (model.compile(optimizer, loss)) before the range test")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+    weights = model.get_weights()
+    optimizer_state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+    original_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    rng = np.random.default_rng(seed)
+    rates = np.geomspace(low, high, steps)
+    losses, average = [], 0.0
+    for step, rate in enumerate(rates):
+        model.optimizer.learning_rate = float(rate)
+        batch = rng.choice(len(x), size=min(batch_size, len(x)), replace=False)
+        loss = model.train_on_batch(x[batch], y[batch])
+        loss = float(loss[0] if isinstance(loss, (list, tuple)) else loss)
+        average = 0.9 * average + 0.1 * loss  # exponential smoothing, bias-corrected below
+        losses.append(average / (1 - 0.9 ** (step + 1)))
+        if not math.isfinite(loss) or losses[-1] > stop_factor * min(losses):
+            break
+    model.set_weights(weights)
+    for variable, value in zip(model.optimizer.variables, optimizer_state):
+        variable.assign(value)
+    model.optimizer.learning_rate = original_rate
+    losses = np.array(losses)
+    rates = rates[:len(losses)]
+    # The steepest fall before the lowest loss, skipping the first tenth (the smoothing's warm-up).
+    start, lowest = max(1, len(losses) // 10), int(np.argmin(losses))
+    if lowest - start < 2:
+        return RangeTest(rates, losses, float(rates[lowest] / 10))
+    slopes = np.gradient(losses[start:lowest + 1], np.log(rates[start:lowest + 1]))
+    return RangeTest(rates, losses, float(rates[start + int(np.argmin(slopes))]))
+
+
+def random_search(evaluate, space: dict, *, trials: int, seed: int = 0) -> list[dict]:
+    """Random search (Bergstra and Bengio 2012), the lecture's way to find a learning rate and
+    regularization strength: sample each hyperparameter log-uniformly in its range, evaluate,
+    keep the best; then search again, finer, around it.
+
+    evaluate  a function of the sampled hyperparameters (keyword arguments) returning a score
+              to maximize, e.g. validation accuracy after a few epochs.
+    space     {name: (low, high)}, sampled as 10**uniform(log10 low, log10 high).
+    Returns the trials as dicts (the hyperparameters and "score"), best first.
+    """
+    if not callable(evaluate):
+        raise TypeError(f"evaluate must be a function of the hyperparameters; got {evaluate!r}")
+    if not isinstance(space, dict) or not space:
+        raise ValueError("space must map at least one name to a (low, high) range")
+    for name, bounds in space.items():
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise ValueError(f"space[{name!r}] must be a (low, high) pair; got {bounds!r}")
+        check_number(f"space[{name!r}] low", bounds[0], low=0.0, low_inclusive=False)
+        check_number(f"space[{name!r}] high", bounds[1], low=bounds[0])
+    check_number("trials", trials, low=1, integer=True)
+    rng = np.random.default_rng(seed)
+    results = []
+    for _ in range(trials):
+        params = {name: float(10 ** rng.uniform(np.log10(low), np.log10(high))) for name, (low, high) in space.items()}
+        results.append({**params, "score": float(evaluate(**params))})
+    return sorted(results, key=lambda result: -result["score"] if math.isfinite(result["score"]) else math.inf)
+
+
+# --- measuring -----------------------------------------------------------------------------------
 
 def accuracy(model, x, y, *, batch_size: int = 256) -> float:
     """Share of ``x`` whose arg-max prediction equals the integer label ``y``.
@@ -13,12 +292,10 @@ def accuracy(model, x, y, *, batch_size: int = 256) -> float:
     course's small data this is much faster than ``model.predict``, and it traces no new
     function per model, so scoring many models raises no retracing warnings.
     """
-    from keras import ops
-
     y = np.asarray(y)
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
     check_number("batch_size", batch_size, low=1, integer=True)
-    scores = [ops.convert_to_numpy(model(x[start:start + batch_size], training=False))
+    scores = [keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=False))
               for start in range(0, len(y), batch_size)]
     return float(np.mean(np.argmax(np.concatenate(scores), axis=-1) == y))

@@ -1,8 +1,26 @@
+"""The training recipe's tools: SGD + momentum against Keras, and the babysitting callbacks."""
 import keras
 import numpy as np
 import pytest
 
+from course_lib import training
 from course_lib.training import accuracy
+
+rng = np.random.default_rng(0)
+
+
+def _classifier(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="hidden"),
+                              keras.layers.Dense(3, activation="softmax", name="out")])
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def _data(n=240, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, 8)).astype("float32")
+    return x, (x[:, 0] > 0).astype(int) + (x[:, 1] > 1).astype(int)
 
 
 def test_accuracy_is_measured_in_inference_mode():
@@ -17,3 +35,100 @@ def test_accuracy_is_measured_in_inference_mode():
         accuracy(model, x, np.zeros(3))
     with pytest.raises(ValueError, match="batch_size must be in"):
         accuracy(model, x, y, batch_size=0)
+
+
+def test_sgd_momentum_step_matches_keras():
+    W0 = rng.normal(size=(4, 3)).astype("float32")
+    gradients = [rng.normal(size=(4, 3)).astype("float32") for _ in range(5)]
+    variable = keras.Variable(W0)
+    optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    W, velocity = W0.astype(float), np.zeros_like(W0, dtype=float)
+    for gradient in gradients:
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(gradient), variable)])
+        W, velocity = training.sgd_momentum_step(W, gradient, velocity, 0.1, 0.9)
+    assert np.allclose(keras.ops.convert_to_numpy(variable), W, atol=1e-5)
+    plain, _ = training.sgd_momentum_step(W0, gradients[0], np.zeros_like(W0), 0.1, momentum=0.0)
+    assert np.allclose(plain, W0 - 0.1 * gradients[0])
+    with pytest.raises(ValueError, match="momentum must be in"):
+        training.sgd_momentum_step(W0, W0, W0, 0.1, momentum=1.0)
+    with pytest.raises(ValueError, match="W and velocity must have the same shape"):
+        training.sgd_momentum_step(W0, W0, np.zeros(3), 0.1)
+
+
+def test_live_curves_draw_within_budget_and_always_the_last_epoch():
+    x, y = _data()
+    curves = training.LiveCurves(budget=1e-9)  # a tiny budget: only the final drawing happens
+    _classifier().fit(x, y, validation_split=0.25, epochs=4, verbose=0, callbacks=[curves])
+    assert curves.redraws == 2  # the first epoch (nothing drawn yet), then the end of training
+    assert curves.png.startswith(b"\x89PNG") and len(curves.history["val_accuracy"]) == 4
+    generous = training.LiveCurves(budget=0.99)
+    _classifier().fit(x, y, epochs=3, verbose=0, callbacks=[generous])
+    assert 1 <= generous.redraws <= 3 and len(generous.history["loss"]) == 3
+
+
+def test_live_curves_explain_missing_metrics():
+    x, y = _data(40)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(KeyError, match="LiveCurves cannot plot \\['accuracy'\\]"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[training.LiveCurves()])
+    with pytest.raises(ValueError, match="budget must be in"):
+        training.LiveCurves(budget=0)
+
+
+def test_update_ratio_samples_batches():
+    x, y = _data()
+    ratio = training.UpdateRatio(every=5)
+    _classifier().fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[ratio])
+    assert set(ratio.ratios) == {"hidden", "out"}
+    assert len(ratio.ratios["hidden"]) == 6          # 30 batches, one in 5 measured
+    assert all(0 < value < 1 for value in ratio.summary().values())
+    frozen = _classifier()
+    frozen.compile(keras.optimizers.SGD(1e-9), "sparse_categorical_crossentropy")
+    tiny = training.UpdateRatio(every=1)
+    frozen.fit(x, y, batch_size=60, epochs=1, verbose=0, callbacks=[tiny])
+    assert max(tiny.summary().values()) < 1e-7
+
+
+def test_learning_rate_range_finds_a_sensible_rate_and_restores_the_model():
+    x, y = _data(600)
+    model = _classifier()
+    before = [w.copy() for w in model.get_weights()]
+    test = training.learning_rate_range(model, x, y, low=1e-4, high=10.0, steps=60, batch_size=64)
+    assert 1e-3 < test.suggestion < 3.0
+    assert test.losses.min() < test.losses[0]                     # the loss fell somewhere
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="must be compiled"):
+        training.learning_rate_range(keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)]), x, y)
+
+
+def test_random_search_samples_log_uniformly_and_ranks():
+    seen = []
+
+    def evaluate(learning_rate, weight_decay):
+        seen.append((learning_rate, weight_decay))
+        return -abs(np.log10(learning_rate) + 2)                  # best at 1e-2
+
+    results = training.random_search(evaluate, {"learning_rate": (1e-4, 1.0), "weight_decay": (1e-6, 1e-2)},
+                                     trials=40, seed=1)
+    assert len(results) == 40 and results[0]["score"] >= results[-1]["score"]
+    assert abs(np.log10(results[0]["learning_rate"]) + 2) < 0.2
+    exponents = np.log10([lr for lr, _ in seen])
+    assert exponents.min() < -3 and exponents.max() > -1          # spread over the decades
+    assert results == training.random_search(evaluate, {"learning_rate": (1e-4, 1.0),
+                                                         "weight_decay": (1e-6, 1e-2)}, trials=40, seed=1)
+    with pytest.raises(ValueError, match="must be a \\(low, high\\) pair"):
+        training.random_search(evaluate, {"learning_rate": 0.1}, trials=2)
+
+
+def test_tensorboard_writes_event_files(tmp_path, capsys):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorBoard's writer is TensorFlow's")
+    x, y = _data(64)
+    callback = training.tensorboard("baseline", log_dir=tmp_path, histogram_freq=0)
+    assert "%tensorboard --logdir" in capsys.readouterr().out
+    _classifier().fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert list((tmp_path / "baseline").rglob("events.out.tfevents.*"))
+    with pytest.raises(ValueError, match="run must be a plain folder name"):
+        training.tensorboard("../escape")

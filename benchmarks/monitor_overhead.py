@@ -1,0 +1,69 @@
+"""The cost of babysitting: `fit` with LiveCurves and UpdateRatio against a bare `fit` of the
+same model, in the same run (issue bar: at most 3% slower).
+
+    python benchmarks/monitor_overhead.py [--epochs 40] [--repeats 5]
+
+A small CNN on the embedded digits (16×16). Each arm has its own copy of the model, warmed up
+(compiled) first; then the arms alternate, and the best time of each is compared, so drift of
+the machine's speed hits both alike. The figures are rendered to PNG as in a notebook.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import keras  # noqa: E402
+
+from course_lib import data, training  # noqa: E402
+
+
+def build(seed: int):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((16, 16, 1)),
+        keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    split = data.load("digits", image_size=16, channels=1)
+    fit = dict(x=split.x_train, y=split.y_train, validation_data=(split.x_val, split.y_val),
+               batch_size=32, verbose=0)
+    bare, monitored = build(0), build(0)
+    bare.fit(epochs=1, **fit)
+    monitored.fit(epochs=1, callbacks=[training.LiveCurves(), training.UpdateRatio()], **fit)
+    times = {"bare": [], "monitored": []}
+    draws = 0
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        bare.fit(epochs=args.epochs, **fit)
+        times["bare"].append(time.perf_counter() - start)
+        curves = training.LiveCurves()
+        start = time.perf_counter()
+        monitored.fit(epochs=args.epochs, callbacks=[curves, training.UpdateRatio()], **fit)
+        times["monitored"].append(time.perf_counter() - start)
+        draws = curves.redraws
+    best = {arm: min(values) for arm, values in times.items()}
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; Keras {keras.__version__} "
+          f"on {keras.backend.backend()}")
+    print(f"fit of {args.epochs} epochs ({len(split.x_train)} images), best of {args.repeats}:")
+    print(f"  bare fit                        {best['bare']:.2f} s")
+    print(f"  with LiveCurves + UpdateRatio   {best['monitored']:.2f} s  ({draws} redraws)")
+    print(f"  overhead                        {best['monitored'] / best['bare'] - 1:+.1%}  (bar: at most +3%)")
+
+
+if __name__ == "__main__":
+    main()
