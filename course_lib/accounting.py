@@ -11,8 +11,8 @@ The lecture's arithmetic, one function per formula:
 ``account(model)`` applies them to every layer of a Keras model and returns a ``Table``
 (one ``Row`` per layer, with totals) that prints in the slide's format:
 
-    INPUT     [224x224x3]   memory: 224*224*3=150K    params: 0
-    CONV3-64  [224x224x64]  memory: 224*224*64=3.2M   params: (3*3*3)*64+64 = 1,792
+    input          INPUT     [224x224x3]   memory: 224*224*3=151K   params: 0
+    block1_conv1   CONV3-64  [224x224x64]  memory: 224*224*64=3.2M  params: (3*3*3)*64+64 = 1,792
 
 Shapes and parameter counts come from Keras itself; the formulas above fill in the operations.
 ``account`` also takes a ``Traced`` model: the course's builders (``course_lib.models``) can
@@ -111,7 +111,8 @@ def receptive_field(layers) -> list[ReceptiveField]:
 
     ``layers`` is a sequence of ``(kernel, stride)`` pairs, or of Keras layers (a linear
     stack such as ``model.layers``; windows are read from ``kernel_size``/``pool_size`` and
-    ``strides``, dilation included, and layers without a window leave it unchanged).
+    ``strides``, dilation included, along the height axis; layers without a window leave it
+    unchanged; a global pooling layer is an error, since it sees the whole input).
     Three 3×3 stride-1 convolutions: ``receptive_field([(3, 1)] * 3)[-1].size == 7``.
     """
     layers = list(layers)
@@ -129,6 +130,9 @@ def receptive_field(layers) -> list[ReceptiveField]:
             name = getattr(layer, "name", None)
             if name is None or not hasattr(layer, "get_config"):
                 raise TypeError(f"layers[{index}] must be a (kernel, stride) pair or a Keras layer; got {layer!r}")
+            if type(layer).__name__.startswith("Global"):
+                raise ValueError(f"layers[{index}] ({name}) pools globally: its receptive field is the "
+                                 "whole input, so stop the stack before it")
             config = layer.get_config()
             window = config.get("kernel_size") or config.get("pool_size")
             if window is None:
@@ -243,7 +247,8 @@ class Table:
 
 
 def _short(count: int) -> str:
-    """150528 → '150K', 3211264 → '3.2M', as the slides round."""
+    """150528 → '151K', 3211264 → '3.2M': two significant figures below 10, whole units above
+    (the slides round some numbers down: their 150K is 150,528)."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if count >= scale:
             value = count / scale

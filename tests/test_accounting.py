@@ -53,6 +53,8 @@ def test_receptive_field_reads_keras_layers():
     assert [(row.kernel, row.stride, row.size) for row in rows] == [(3, 1, 3), (2, 2, 4), (5, 1, 12), (1, 1, 12)]
     with pytest.raises(ValueError, match="at least one"):
         A.receptive_field([])
+    with pytest.raises(ValueError, match=r"layers\[1\] \(gap\) pools globally"):
+        A.receptive_field([keras.layers.Conv2D(1, 3), keras.layers.GlobalAveragePooling2D(name="gap")])
     with pytest.raises(ValueError, match=r"layers\[1\] must be a \(kernel, stride\) pair"):
         A.receptive_field([(3, 1), (3,)])
     with pytest.raises(TypeError, match=r"layers\[0\]"):
