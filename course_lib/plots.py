@@ -8,13 +8,14 @@ def learning_curves(histories: dict, *, metric: str = "accuracy", title: str | N
     """Training (solid) and validation (dashed) curves of several Keras histories, one colour each.
 
     histories  {label: keras History or its ``.history`` dict}
-    ax         a matplotlib Axes to draw on (default: a new figure)
+    ax         a matplotlib Axes to draw on (default: a new figure, laid out tightly)
     """
     import matplotlib.pyplot as plt
 
     if not histories:
         raise ValueError("histories must name at least one run")
-    if ax is None:
+    own_figure = ax is None
+    if own_figure:
         _, ax = plt.subplots(figsize=(6, 3.5))
     for i, (label, history) in enumerate(histories.items()):
         logs = getattr(history, "history", history)
@@ -31,7 +32,8 @@ def learning_curves(histories: dict, *, metric: str = "accuracy", title: str | N
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    ax.figure.tight_layout()
+    if own_figure:  # a caller that passes ``ax`` owns the figure's layout
+        ax.figure.tight_layout()
     return ax.figure
 
 

@@ -9,8 +9,9 @@
     accuracy               share of correct arg-max predictions, in inference mode
 
 The callbacks are cheap by construction: LiveCurves redraws only after epochs and spends at
-most ``budget`` of the wall time drawing; UpdateRatio copies weights only on the batches it
-samples. ``benchmarks/monitor_overhead.py`` measures both against a bare ``fit``.
+most ``budget`` of the wall time drawing (plus one final drawing); UpdateRatio copies weights
+only around the updates it samples and has no batch-end hook, so Keras's asynchronous
+dispatch stays on. ``benchmarks/monitor_overhead.py`` measures both against a bare ``fit``.
 """
 from __future__ import annotations
 
@@ -55,16 +56,17 @@ class LiveCurves(keras.callbacks.Callback):
     training solid and validation dashed.
 
     metrics   the logged names to plot (their ``val_`` twins are added when present).
-    budget    the largest share of training time spent drawing (0.02 = 2%): after a redraw
-              that took d seconds, the next waits until d / budget seconds have passed. The
-              last epoch is always drawn, when training ends.
+    budget    the largest share of training time spent drawing (0.01 = 1%): after a drawing
+              that took d seconds, the next waits until d / budget seconds have passed (the
+              first, until a typical drawing's worth). The curves of the last epoch are always
+              drawn, when training ends.
 
     In a notebook the figure updates in place under the cell; elsewhere (a script, nbval)
     it is rendered all the same and kept as ``png`` (bytes). ``history`` holds the logs and
     ``redraws`` counts the drawings.
     """
 
-    def __init__(self, metrics=("loss", "accuracy"), *, budget: float = 0.02, title: str | None = None):
+    def __init__(self, metrics=("loss", "accuracy"), *, budget: float = 0.01, title: str | None = None):
         super().__init__()
         metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         if not metrics:
@@ -72,11 +74,14 @@ class LiveCurves(keras.callbacks.Callback):
         check_number("budget", budget, low=0.0, high=1.0, low_inclusive=False)
         self.metrics, self.budget, self.title = metrics, budget, title
         self.history: dict[str, list[float]] = {}
-        self.redraws, self.png, self._handle = 0, None, None
+        self.redraws, self.png = 0, None
+        self._figure = self._handle = None
+        self._draw_seconds = 0.25  # a typical drawing on a slow laptop, until one is measured
         self._next_draw, self._drawn_epochs = 0.0, 0
 
     def on_train_begin(self, logs=None):
-        self.history, self._next_draw, self._drawn_epochs = {}, 0.0, 0
+        self.history, self._drawn_epochs = {}, 0
+        self._next_draw = time.perf_counter() + self._draw_seconds / self.budget
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
@@ -97,23 +102,27 @@ class LiveCurves(keras.callbacks.Callback):
         if missing:
             raise KeyError(f"LiveCurves cannot plot {missing}: fit logged {sorted(self.history)}; "
                            "compile the model with those metrics or pass metrics= to LiveCurves")
-        import matplotlib.pyplot as plt
+        if self._figure is None:
+            import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, len(self.metrics), figsize=(4.5 * len(self.metrics), 3.2), squeeze=False)
-        for ax, metric in zip(axes[0], self.metrics):
+            self._figure, axes = plt.subplots(1, len(self.metrics), figsize=(4.5 * len(self.metrics), 3.2),
+                                              squeeze=False)
+            plt.close(self._figure)  # shown through ``display``, not by the notebook's own figure hook
+            self._figure.subplots_adjust(left=0.1, right=0.97, bottom=0.16, top=0.86, wspace=0.3)
+            if self.title:
+                self._figure.suptitle(self.title, fontsize=10)
+        for ax, metric in zip(self._figure.axes, self.metrics):
+            ax.clear()
             learning_curves({"": self.history}, metric=metric, ax=ax)
-        if self.title:
-            fig.suptitle(self.title, fontsize=10)
-        fig.tight_layout()
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)
+        self._figure.savefig(buffer, format="png", dpi=72)
         self.png = buffer.getvalue()
         self._show()
         self.redraws += 1
         self._drawn_epochs = len(self.history[self.metrics[0]])
         finished = time.perf_counter()
-        self._next_draw = finished + (finished - start) / self.budget
+        self._draw_seconds = finished - start
+        self._next_draw = finished + self._draw_seconds / self.budget
 
     def _show(self):
         try:
@@ -134,10 +143,11 @@ class LiveCurves(keras.callbacks.Callback):
 class UpdateRatio(keras.callbacks.Callback):
     """The ratio of the update's size to the weights' size, ‖ΔW‖ / ‖W‖, per layer kernel.
 
-    Measured on one batch in ``every`` (the weights are copied before that batch and compared
-    after it), so it costs nothing on the others. ``ratios[layer]`` lists the measurements.
-    A rough guide (cs231n): about 1e-3 is healthy; much lower, the learning rate is too low;
-    much higher, too high.
+    Measured on one update in ``every``: the kernels are copied before that batch and compared
+    at the start of the next one (or at the end of training). It uses batch-*begin* hooks only,
+    so Keras keeps dispatching its batch-end work asynchronously, and the other batches cost
+    nothing. ``ratios[layer]`` lists the measurements. A rough guide (cs231n): about 1e-3 is
+    healthy; much lower, the learning rate is too low; much higher, too high.
     """
 
     def __init__(self, every: int = 50):
@@ -148,26 +158,30 @@ class UpdateRatio(keras.callbacks.Callback):
         self._before: dict | None = None
         self._step = 0
 
-    def _kernels(self):
-        return {layer.name: layer.kernel for layer in self.model.layers
+    def _kernels(self) -> dict:
+        return {layer.name: keras.ops.convert_to_numpy(layer.kernel) for layer in self.model.layers
                 if getattr(layer, "kernel", None) is not None and layer.trainable}
 
-    def on_train_begin(self, logs=None):
-        self.ratios, self._step = {}, 0
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._step % self.every == 0:
-            self._before = {name: keras.ops.convert_to_numpy(kernel) for name, kernel in self._kernels().items()}
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
+    def _measure(self):
         if self._before is None:
             return
-        for name, kernel in self._kernels().items():
+        for name, after in self._kernels().items():
             before = self._before[name]
-            update = keras.ops.convert_to_numpy(kernel) - before
-            self.ratios.setdefault(name, []).append(float(np.linalg.norm(update) / (np.linalg.norm(before) + 1e-12)))
+            self.ratios.setdefault(name, []).append(
+                float(np.linalg.norm(after - before) / (np.linalg.norm(before) + 1e-12)))
         self._before = None
+
+    def on_train_begin(self, logs=None):
+        self.ratios, self._step, self._before = {}, 0, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._measure()  # the update of the batch before, if it was sampled
+        if self._step % self.every == 0:
+            self._before = self._kernels()
+        self._step += 1
+
+    def on_train_end(self, logs=None):
+        self._measure()
 
     def summary(self) -> dict[str, float]:
         """The median ratio of each layer."""
