@@ -61,10 +61,10 @@ def test_live_curves_draw_within_budget_and_always_the_last_epoch():
     _classifier().fit(x, y, validation_split=0.25, epochs=4, verbose=0, callbacks=[curves])
     assert curves.redraws == 1 and curves.png.startswith(b"\x89PNG")
     assert len(curves.history["val_accuracy"]) == 4
-    eager = training.LiveCurves(budget=1.0)    # no limit: after every epoch
-    eager._draw_seconds = 0.0
+    eager = training.LiveCurves(budget=1.0)    # drawing may take as long as training
+    eager._draw_seconds = 0.0                  # so the first epoch is drawn at once
     _classifier().fit(x, y, epochs=3, verbose=0, callbacks=[eager])
-    assert eager.redraws == 3 and len(eager.history["loss"]) == 3
+    assert 2 <= eager.redraws <= 3 and eager._drawn_epochs == len(eager.history["loss"]) == 3
 
 
 def test_live_curves_explain_missing_metrics():
