@@ -19,7 +19,6 @@ Runs on TensorFlow and on JAX without TensorFlow installed (NumPy batches, no tf
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import time
@@ -123,25 +122,23 @@ def main(argv=None) -> int:
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
-    steps = 0
-
-    def stop_after_last_iteration(batch, logs):  # the paper counts iterations, not epochs
-        nonlocal steps
-        steps += 1
-        if steps >= args.iterations:
-            model.stop_training = True
-
+    # The paper counts iterations, not epochs: whole passes over the data, then part of one more.
+    passes, remainder = divmod(args.iterations, len(train))
     fit_started = time.perf_counter()
-    model.fit(train, epochs=math.ceil(args.iterations / len(train)), verbose=2,
-              callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=stop_after_last_iteration)])
+    if passes:
+        model.fit(train, epochs=passes, verbose=2)
+    if remainder:
+        model.fit(train, initial_epoch=passes, epochs=passes + 1, steps_per_epoch=remainder, verbose=2)
     train_seconds = time.perf_counter() - fit_started
+    applied = int(model.optimizer.iterations)  # steps skipped by mixed precision's loss scaling do not count
     test_error = 100 * (1 - training.accuracy(model, x_test, y_test, batch_size=1000))
 
     data_name = "synthetic random data (chance: 90% error)" if args.synthetic else "CIFAR-10"
+    skipped = f" (and {args.iterations - applied} skipped by loss scaling)" if applied < args.iterations else ""
     print(f"\nResNet-20 (option A, {model.count_params():,} parameters) on {data_name}: "
-          f"{steps:,} iterations of batch {args.batch_size}, seed {args.seed}")
+          f"{applied:,} iterations{skipped} of batch {args.batch_size}, seed {args.seed}")
     print(f"test error     {test_error:.2f}% on {len(y_test):,} test images   (He et al. 2015: {PAPER_TEST_ERROR}%)")
-    print(f"training time  {train_seconds:.1f} s ({1000 * train_seconds / steps:.1f} ms per iteration, compilation included)")
+    print(f"training time  {train_seconds:.1f} s ({1000 * train_seconds / args.iterations:.1f} ms per iteration, compilation included)")
     print(f"wall time      {time.perf_counter() - started:.1f} s")
     print(f"device         {device_name(runtime.accelerator)} ({runtime.accelerator}); "
           f"backend {runtime.backend}, precision {keras.config.dtype_policy().name}")
