@@ -90,7 +90,8 @@ def device_name(kind: str) -> str:
     if kind == "gpu" and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0]).get("device_name", kind)
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        return details.get("device_name", kind)
     if kind == "cpu" and os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as info:
             names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
@@ -137,8 +138,10 @@ def main(argv=None) -> int:
     skipped = f" (and {args.iterations - applied} skipped by loss scaling)" if applied < args.iterations else ""
     print(f"\nResNet-20 (option A, {model.count_params():,} parameters) on {data_name}: "
           f"{applied:,} iterations{skipped} of batch {args.batch_size}, seed {args.seed}")
-    print(f"test error     {test_error:.2f}% on {len(y_test):,} test images   (He et al. 2015: {PAPER_TEST_ERROR}%)")
-    print(f"training time  {train_seconds:.1f} s ({1000 * train_seconds / args.iterations:.1f} ms per iteration, compilation included)")
+    print(f"test error     {test_error:.2f}% on {len(y_test):,} test images   "
+          f"(He et al. 2015: {PAPER_TEST_ERROR}%)")
+    print(f"training time  {train_seconds:.1f} s ({1000 * train_seconds / args.iterations:.1f} ms per iteration, "
+          "compilation included)")
     print(f"wall time      {time.perf_counter() - started:.1f} s")
     print(f"device         {device_name(runtime.accelerator)} ({runtime.accelerator}); "
           f"backend {runtime.backend}, precision {keras.config.dtype_policy().name}")
