@@ -1,12 +1,14 @@
 """Test settings: the fast `ci` profile, no display, quiet TensorFlow, and a private cache.
 
 The kernels that execute notebooks (nbval) inherit these settings. The Keras backend comes
-from KERAS_BACKEND (TensorFlow by default); `course test` runs the unit tests once per backend.
+from KERAS_BACKEND, else course_lib's choice (TensorFlow where installed, else JAX).
 """
 import os
 from pathlib import Path
 
 import pytest
+
+import course_lib  # noqa: F401  (chooses Keras's backend before any test imports Keras)
 
 os.environ.setdefault("COURSE_PROFILE", "ci")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,10 +18,14 @@ ROOT = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items):
-    """Executing notebooks is slow: mark nbval's cells so `-m "not slow"` leaves them out."""
+    """Executing notebooks is slow: mark nbval's cells so `-m "not slow"` leaves them out, and
+    the lecture notebooks' cells `lecture` too (`course test` runs them on JAX as well)."""
     for item in items:
-        if str(item.fspath).endswith(".ipynb"):
+        path = Path(str(item.fspath))
+        if path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
+            if path.parent.name == "notebooks":
+                item.add_marker(pytest.mark.lecture)
 
 
 @pytest.fixture(scope="session", autouse=True)

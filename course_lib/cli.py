@@ -6,7 +6,7 @@
     course verify [PS ...]        prove each assignment's tests (solution, blank, mutants)
     course explain MODEL          per-layer shapes, parameters, memory and operations
     course lab                    start JupyterLab on the course
-    course test [PYTEST ARGS]     every test: TensorFlow backend, then course_lib on JAX
+    course test [PYTEST ARGS]     every test on TensorFlow, then course_lib and notebooks on JAX
 """
 from __future__ import annotations
 
@@ -33,12 +33,29 @@ def doctor(args) -> int:
 
     info = runtime.setup(profile=args.profile, verbose=False, set_precision=False)
     print(info.report())
+    print(f"  backend chosen by {runtime.backend_source}; TPU seen: {'yes' if runtime.tpu_present() else 'no'}")
+    print("  frameworks installed: " + ", ".join(f"{name} {version}" for name, version in _frameworks().items()))
     print("  datasets available offline:")
     for name, present in available_offline().items():
         print(f"    {name:<16}{'yes' if present else 'no (downloads on first use)'}")
     print(f"  course cache: {cache_dir()}")
     print(f"  Keras cache:  {keras_datasets_dir()}")
     return 0
+
+
+def _frameworks() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for name, distributions in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("jax", ("jax",)),
+                                ("keras", ("keras",))):
+        for distribution in distributions:
+            try:
+                found[name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                found[name] = "not installed"
+    return found
 
 
 # --- run ------------------------------------------------------------------------------------
@@ -190,17 +207,47 @@ def lab(args) -> int:
     return subprocess.call(command, cwd=root)
 
 
+JAX_ENVIRONMENT = "build/jax-env"  # a virtual environment with JAX and no TensorFlow
+
+
+def jax_environment(root: Path, *, log=print) -> Path:
+    """The Python of a virtual environment at ``build/jax-env`` with course_lib on JAX and
+    TensorFlow *not* installed, as on Colab's TPU runtimes; made (a few minutes) when missing."""
+    folder = root / JAX_ENVIRONMENT
+    python = folder / "bin" / "python"
+    if python.exists() and subprocess.call([str(python), "-c", "import course_lib, jax, nbval"],
+                                           cwd=root, stderr=subprocess.DEVNULL) == 0:
+        return python
+    log(f"making {folder} (JAX, no TensorFlow) with pip ...")
+    steps = [[sys.executable, "-m", "venv", "--clear", str(folder)],
+             [str(python), "-m", "pip", "install", "--quiet", "-e", f"{root}[jax,lab,test]"]]
+    for step in steps:
+        if subprocess.call(step, cwd=root) != 0:
+            raise SystemExit(f"course test: could not make the TensorFlow-free JAX environment ({' '.join(step)} "
+                             f"failed). It needs the package index once; or pass --skip-jax-environment.")
+    if subprocess.call([str(python), "-c", "import tensorflow"], stderr=subprocess.DEVNULL) == 0:
+        raise SystemExit(f"course test: {folder} has TensorFlow installed; delete the folder and run again")
+    return python
+
+
 def test(args) -> int:
-    """All tests on the TensorFlow backend, then the course_lib unit tests again on JAX."""
+    """Every test on TensorFlow; then, in an environment without TensorFlow, the course_lib
+    unit tests and every lecture notebook on JAX."""
     root = _root()
-    base = [sys.executable, "-m", "pytest", *args.extra]
-    runs = [("tensorflow", base), ("jax", base + ["-m", "not slow"])]
+    runs = [("TensorFlow", [sys.executable, "-m", "pytest", *args.extra], {"KERAS_BACKEND": "tensorflow"})]
+    if not args.skip_jax_environment:
+        python = jax_environment(root)
+        runs.append(("JAX without TensorFlow", [str(python), "-m", "pytest", "-m", "not slow or lecture",
+                                                *args.extra], {"KERAS_BACKEND": "jax"}))
     failed = []
-    for backend, command in runs:
-        print(f"\n=== tests on the {backend} backend: {' '.join(command[2:])}", flush=True)
-        if subprocess.call(command, cwd=root, env={**os.environ, "KERAS_BACKEND": backend}) != 0:
-            failed.append(backend)
-    print(f"\n=== {'failed on ' + ' and '.join(failed) if failed else 'all tests passed on both backends'}")
+    for name, command, env in runs:
+        print(f"\n=== tests on {name}: {' '.join(command[1:])}", flush=True)
+        started = time.perf_counter()
+        code = subprocess.call(command, cwd=root, env={**os.environ, **env})
+        print(f"=== {name}: {'passed' if code == 0 else 'FAILED'} in {time.perf_counter() - started:.0f} s", flush=True)
+        if code != 0:
+            failed.append(name)
+    print(f"\n=== {'failed on ' + ' and '.join(failed) if failed else 'all tests passed: ' + ', '.join(r[0] for r in runs)}")
     return 1 if failed else 0
 
 
@@ -243,7 +290,10 @@ def main(argv=None) -> int:
     p = commands.add_parser("lab", help="start JupyterLab on the course (other options go to JupyterLab)")
     p.set_defaults(handler=lab, passes_through=True)
 
-    p = commands.add_parser("test", help="every test, on TensorFlow and then on JAX (other options go to pytest)")
+    p = commands.add_parser("test", help="every test on TensorFlow, then course_lib and the lecture notebooks on "
+                                         "JAX without TensorFlow (other options go to pytest)")
+    p.add_argument("--skip-jax-environment", action="store_true",
+                   help=f"only the TensorFlow pass (the JAX pass needs {JAX_ENVIRONMENT}, made with pip)")
     p.set_defaults(handler=test, passes_through=True)
 
     args, extra = parser.parse_known_args(argv)

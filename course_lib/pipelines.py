@@ -61,9 +61,14 @@ class ArrayPipeline(keras.utils.PyDataset):
 
 
 def pipeline(x, y, *, batch_size: int = 32, shuffle: bool = True, augment=None,
-             seed: int = 0, drop_remainder: bool = False):
+             seed: int = 0, drop_remainder: bool | None = None):
     """The input pipeline for this backend: tf.data on TensorFlow when nothing is augmented,
-    an ``ArrayPipeline`` otherwise."""
+    an ``ArrayPipeline`` otherwise. ``drop_remainder`` defaults to True on a TPU, which compiles
+    one program per batch shape and wants every batch the same size."""
+    if drop_remainder is None:
+        from .runtime import accelerator
+
+        drop_remainder = accelerator() == "tpu"
     if augment is None and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

@@ -8,12 +8,23 @@ The run profile sizes every experiment:
 
 ``COURSE_PROFILE`` chooses the profile; without it the course takes ``full`` when an
 accelerator is present and ``cpu`` otherwise.
+
+The backend is chosen when ``course_lib`` is imported, before Keras is (``choose_backend``):
+``KERAS_BACKEND`` if set, else JAX on a TPU (JAX owns the TPU; TensorFlow's TPUStrategy does
+not work with Keras 3), TensorFlow where it is installed, JAX otherwise. ``setup`` then spreads
+training over every device: ``keras.distribution.DataParallel`` on JAX, ``MirroredStrategy``
+on TensorFlow with several GPUs (``distribution_for``); ``scope()`` is where the course's
+builders create models and optimizers, so notebooks need no per-device code.
 """
 from __future__ import annotations
 
+import contextlib
+import glob
+import importlib.util
 import os
 import platform
 import random
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +33,11 @@ from .validation import check_choice, check_number
 
 PROFILES = ("ci", "cpu", "full")
 PROFILE_VARIABLE = "COURSE_PROFILE"
+BACKEND_VARIABLE = "KERAS_BACKEND"
+BACKENDS = ("tensorflow", "jax", "torch", "numpy")
+# How Colab and Cloud TPU VMs announce a TPU, without importing anything heavy.
+_TPU_VARIABLES = ("COLAB_TPU_ADDR", "TPU_NAME", "TPU_ACCELERATOR_TYPE", "TPU_WORKER_ID")
+_TPU_DEVICE_FILES = "/dev/accel*"
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,57 @@ class RunProfile:
 
     def __str__(self) -> str:
         return self.name
+
+
+def tpu_present(environ=None, device_files: str = _TPU_DEVICE_FILES) -> bool:
+    """Whether this machine has a TPU, judged from the environment and ``/dev/accel*``
+    (Cloud TPU VMs, Colab's TPU runtimes) without importing a framework."""
+    environ = os.environ if environ is None else environ
+    return any(environ.get(name) for name in _TPU_VARIABLES) or bool(glob.glob(device_files))
+
+
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def choose_backend(environ=None, *, installed=_installed, tpu: bool | None = None) -> str:
+    """The Keras backend the course uses, decided before Keras is imported.
+
+    1. ``KERAS_BACKEND`` when it is set: the student's override;
+    2. ``jax`` on a TPU;
+    3. ``tensorflow`` when it is installed (the default on CPU and GPU);
+    4. ``jax`` when only JAX is (Colab's TPU runtimes ship no TensorFlow).
+    """
+    environ = os.environ if environ is None else environ
+    requested = environ.get(BACKEND_VARIABLE, "").strip().lower()
+    if requested:
+        check_choice(BACKEND_VARIABLE, requested, BACKENDS)
+        return requested
+    if (tpu_present(environ) if tpu is None else tpu) and installed("jax"):
+        return "jax"
+    for name in ("tensorflow", "jax"):
+        if installed(name):
+            return name
+    raise RuntimeError("the course needs TensorFlow or JAX as Keras's backend and neither is installed: "
+                       'pip install "course-lib[tensorflow]" (CPU, GPU) or "course-lib[jax]" (TPU)')
+
+
+backend_source = "not chosen yet"  # who chose the backend, for `course doctor`
+
+
+def select_backend() -> str:
+    """Set ``KERAS_BACKEND`` to ``choose_backend()`` unless Keras is already imported (then
+    its backend stands, and ``setup`` checks it is the one asked for)."""
+    global backend_source
+    chosen = choose_backend()
+    if os.environ.get(BACKEND_VARIABLE, "").strip():
+        backend_source = f"{BACKEND_VARIABLE} (set before course_lib was imported)"
+    elif "keras" in sys.modules:
+        backend_source = "Keras (imported before course_lib)"
+    else:
+        backend_source = "course_lib: JAX on a TPU, TensorFlow where installed, else JAX"
+        os.environ[BACKEND_VARIABLE] = chosen
+    return chosen
 
 
 def backend() -> str:
@@ -88,6 +155,42 @@ def precision_policy(kind: str) -> str:
     return {"cpu": "float32", "gpu": "mixed_float16", "tpu": "mixed_bfloat16"}[kind]
 
 
+def distribution_for(backend_name: str, device_list: list[str]) -> str:
+    """How training spreads over ``device_list``: ``data_parallel`` (JAX, several devices of
+    the fastest kind), ``mirrored`` (TensorFlow, several GPUs) or ``single`` (one device)."""
+    check_choice("backend", backend_name, BACKENDS)
+    kind = accelerator(device_list)
+    count = sum(device.startswith(f"{kind}:") for device in device_list)
+    if count > 1 and backend_name == "jax":
+        return "data_parallel"
+    if count > 1 and backend_name == "tensorflow" and kind == "gpu":
+        return "mirrored"
+    return "single"
+
+
+_strategy = None  # TensorFlow's MirroredStrategy, once setup chose it
+
+
+def _distribute(how: str) -> None:
+    """Make ``how`` (from ``distribution_for``) the way Keras trains from now on."""
+    global _strategy
+    import keras
+
+    _strategy = None
+    if backend() == "jax":  # set_distribution(None) undoes an earlier setup's choice
+        keras.distribution.set_distribution(keras.distribution.DataParallel() if how == "data_parallel" else None)
+    elif how == "mirrored":
+        import tensorflow as tf
+
+        _strategy = tf.distribute.MirroredStrategy()
+
+
+def scope():
+    """The context to build models and optimizers in: the MirroredStrategy's scope when
+    ``setup`` chose one, else nothing (JAX's distribution is global)."""
+    return _strategy.scope() if _strategy is not None else contextlib.nullcontext()
+
+
 def resolve_profile(name: str | None = None, *, kind: str | None = None) -> RunProfile:
     """The run profile: ``name`` if given, else ``$COURSE_PROFILE``, else by device kind."""
     if name is None:
@@ -125,6 +228,7 @@ class Runtime:
     profile: RunProfile
     seed: int
     dataset: str
+    distribution: str = "single"
     versions: dict[str, str] = field(default_factory=dict)
 
     def report(self) -> str:
@@ -132,6 +236,10 @@ class Runtime:
             ("backend", f"{self.backend} (Keras {self.versions.get('keras', '?')})"),
             ("devices", ", ".join(self.devices)),
             ("precision", self.precision),
+            ("training", {"single": "one device",
+                          "data_parallel": f"data parallel over {len(self.devices)} devices (keras.distribution)",
+                          "mirrored": "MirroredStrategy over the GPUs"}[self.distribution]
+             + "; compiled with XLA where it helps (jit_compile='auto')"),
             ("profile", f"{self.profile} (set {PROFILE_VARIABLE}=ci|cpu|full to change)"),
             ("dataset", self.dataset),
             ("seed", str(self.seed)),
@@ -141,16 +249,24 @@ class Runtime:
 
 
 def setup(*, seed: int = 0, profile: str | None = None, dataset: str | None = None,
-          set_precision: bool = True, verbose: bool = True) -> Runtime:
+          set_precision: bool = True, verbose: bool = True, wants: str | None = None) -> Runtime:
     """Detect the runtime, choose precision and profile, seed everything and print a report.
 
     ``dataset`` defaults to the embedded digits in the ``ci`` and ``cpu`` profiles and
     to MNIST in ``full``; it is reported here and used by notebooks through ``runtime.dataset``.
+    ``wants="gpu"`` (or ``"tpu"``): the notebook's ``full`` profile wants an accelerator; on a
+    CPU the report says how to switch runtime (``switch_hint``).
     """
     import keras
 
     from .data import DATASETS
 
+    requested = os.environ.get(BACKEND_VARIABLE, "").strip().lower()
+    if requested and requested != backend():
+        raise RuntimeError(
+            f"{BACKEND_VARIABLE} asks for {requested} but Keras runs on {backend()}: Keras was imported "
+            f"before course_lib (or ~/.keras/keras.json overrode it). Restart the kernel and run the "
+            f"setup cell first.")
     device_list = devices()
     kind = accelerator(device_list)
     chosen = resolve_profile(profile, kind=kind)
@@ -161,11 +277,28 @@ def setup(*, seed: int = 0, profile: str | None = None, dataset: str | None = No
     if set_precision:
         keras.mixed_precision.set_global_policy(policy)
     seed_everything(seed)
+    how = distribution_for(backend(), device_list)
+    _distribute(how)
     info = Runtime(
         backend=backend(), devices=device_list, accelerator=kind, precision=policy,
-        profile=chosen, seed=seed, dataset=dataset,
+        profile=chosen, seed=seed, dataset=dataset, distribution=how,
         versions={"keras": keras.__version__, "python": platform.python_version()},
     )
+    if wants is not None:
+        check_choice("wants", wants, ("gpu", "tpu"))
     if verbose:
         print(info.report())
+        if wants is not None and kind == "cpu":
+            print(switch_hint(wants))
     return info
+
+
+def switch_hint(wants: str) -> str:
+    """How a student gets the accelerator a notebook wants, on Colab and elsewhere."""
+    check_choice("wants", wants, ("gpu", "tpu"))
+    name = {"gpu": "a GPU (T4 or better)", "tpu": "a TPU (v2-8 or newer)"}[wants]
+    return (f"\nThis notebook's full experiment wants {name}; on this CPU it runs the smaller profile.\n"
+            f"  Colab: Runtime > Change runtime type > {'T4 GPU' if wants == 'gpu' else 'v2-8 TPU'} > Save, "
+            f"then Runtime > Run all.\n"
+            f"  Elsewhere: install a GPU build (pip install \"tensorflow[and-cuda]\" or \"jax[cuda12]\") "
+            f"and restart the kernel.")

@@ -29,7 +29,8 @@ def course(tmp_path, monkeypatch):
 def test_doctor_reports_runtime_and_offline_datasets(capsys):
     assert cli.main(["doctor", "--profile", "ci"]) == 0
     out = capsys.readouterr().out
-    for word in ("backend", "devices", "precision", "profile: ci", "digits", "fashion_mnist", "course cache"):
+    for word in ("backend", "devices", "precision", "training: one device", "backend chosen by", "keras 3.",
+                 "profile: ci", "digits", "fashion_mnist", "course cache"):
         assert word in out
 
 
@@ -137,3 +138,30 @@ def test_explain_needs_no_keras():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "TOTAL params: 60,419,944" in run.stdout
+
+
+def test_test_runs_tensorflow_then_jax_without_tensorflow(course, monkeypatch, capsys):
+    calls = []
+
+    def call(command, cwd, env):
+        calls.append((command, env["KERAS_BACKEND"]))
+        return 1 if "-x" in command and env["KERAS_BACKEND"] == "jax" else 0
+
+    monkeypatch.setattr(cli, "jax_environment", lambda root: course / "jax-env" / "bin" / "python")
+    monkeypatch.setattr(cli.subprocess, "call", call)
+    assert cli.main(["test", "tests/test_runtime.py"]) == 0
+    (tensorflow, tf_backend), (jax, jax_backend) = calls
+    assert tf_backend == "tensorflow" and tensorflow[-1] == "tests/test_runtime.py"
+    assert jax_backend == "jax" and jax[0] == str(course / "jax-env" / "bin" / "python")
+    assert jax[jax.index("-m", 2) + 1] == "not slow or lecture", "the JAX pass must run the lecture notebooks"
+    assert "all tests passed: TensorFlow, JAX without TensorFlow" in capsys.readouterr().out
+    assert cli.main(["test", "-x"]) == 1, "a failing JAX pass fails the command"
+    assert "failed on JAX without TensorFlow" in capsys.readouterr().out
+    calls.clear()
+    assert cli.main(["test", "--skip-jax-environment"]) == 0 and [b for _, b in calls] == ["tensorflow"]
+
+
+def test_jax_environment_says_what_failed_when_pip_cannot_install(course, monkeypatch):
+    monkeypatch.setattr(cli.subprocess, "call", lambda command, **kwargs: 0 if "venv" in command else 1)
+    with pytest.raises(SystemExit, match="could not make the TensorFlow-free JAX environment .*pip install"):
+        cli.jax_environment(course, log=lambda *_: None)

@@ -96,3 +96,14 @@ def test_course_lib_trains_on_jax_without_tensorflow_installed():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "backend jax" in result.stdout
+
+
+@pytest.mark.parametrize("kind, batches", [("cpu", 3), ("gpu", 3), ("tpu", 2)])
+def test_pipelines_keep_batch_shapes_static_on_a_tpu(monkeypatch, kind, batches):
+    from course_lib import runtime
+
+    monkeypatch.setattr(runtime, "accelerator", lambda: kind)
+    x, y = np.zeros((10, 2, 2, 1), np.float32), np.arange(10)
+    for augment in (None, lambda b, rng: b):  # tf.data on TensorFlow, and the ArrayPipeline
+        assert len(list(iter(pipeline(x, y, batch_size=4, augment=augment, shuffle=False)))
+                   if augment is None else pipeline(x, y, batch_size=4, augment=augment)) == batches

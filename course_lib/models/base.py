@@ -51,13 +51,17 @@ def scaled(filters: int, width: float) -> int:
 
 def builder(build):
     """Make a model builder check its shapes first, Keras-free, so a too-small ``input_shape``
-    fails with a message naming the layer and the sizes (not deep inside Keras)."""
+    fails with a message naming the layer and the sizes (not deep inside Keras); then build the
+    Keras model in ``runtime.scope()``, where a multi-GPU strategy wants its variables."""
     @functools.wraps(build)
     def checked(*args, nn=None, **kwargs):
-        if nn is None:
-            from ..accounting import SHAPES
+        if nn is not None:
+            return build(*args, nn=nn, **kwargs)
+        from ..accounting import SHAPES
+        from ..runtime import scope
 
-            build(*args, nn=SHAPES, **kwargs)
-        return build(*args, nn=nn, **kwargs)
+        build(*args, nn=SHAPES, **kwargs)
+        with scope():
+            return build(*args, nn=nn, **kwargs)
 
     return checked
