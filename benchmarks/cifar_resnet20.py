@@ -1,7 +1,7 @@
 """Train He et al.'s CIFAR-10 ResNet-20 with the paper's recipe and report its test error.
 
     python benchmarks/cifar_resnet20.py [--iterations 64000] [--batch-size 128] [--seed 0]
-                                        [--mixed-precision] [--backend jax] [--synthetic]
+                                        [--mixed-precision] [--no-xla] [--backend jax] [--synthetic]
 
 The recipe of He et al. 2015 (section 4.2): ResNet-20 with parameter-free shortcuts (option A);
 SGD with momentum 0.9 and weight decay 1e-4, batch 128; learning rate 0.1, divided by 10 at 32k
@@ -38,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, batch order and augmentation")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="compute in float16 on a GPU, bfloat16 on a TPU (a CPU stays in float32)")
+    parser.add_argument("--no-xla", action="store_true",
+                        help="compile the train step without XLA (jit_compile=False), to measure XLA's speedup")
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
                         help="the Keras backend (default: $KERAS_BACKEND, else Keras's default)")
     parser.add_argument("--synthetic", action="store_true",
@@ -121,7 +123,8 @@ def main(argv=None) -> int:
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
         [args.iterations // 2, args.iterations * 3 // 4], [0.1, 0.01, 0.001])
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                  jit_compile=False if args.no_xla else "auto")
 
     # The paper counts iterations, not epochs: whole passes over the data, then part of one more.
     passes, remainder = divmod(args.iterations, len(train))
@@ -144,7 +147,8 @@ def main(argv=None) -> int:
           "compilation included)")
     print(f"wall time      {time.perf_counter() - started:.1f} s")
     print(f"device         {device_name(runtime.accelerator)} ({runtime.accelerator}); "
-          f"backend {runtime.backend}, precision {keras.config.dtype_policy().name}")
+          f"backend {runtime.backend}, precision {keras.config.dtype_policy().name}, "
+          f"XLA {'off' if args.no_xla else 'auto'}")
     return 0
 
 

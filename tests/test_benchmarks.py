@@ -38,7 +38,8 @@ def test_resnet20_defaults_are_the_papers(resnet20):
 def test_resnet20_help(root):
     run = run_resnet20(root, "--help")
     assert run.returncode == 0
-    for option in ("--iterations", "--batch-size", "--seed", "--mixed-precision", "--backend", "--synthetic"):
+    for option in ("--iterations", "--batch-size", "--seed", "--mixed-precision", "--no-xla", "--backend",
+                   "--synthetic"):
         assert option in run.stdout
 
 
@@ -70,10 +71,61 @@ def test_pad_crop_flip_cuts_shifted_and_mirrored_copies(resnet20):
 
 
 def test_resnet20_runs_and_reports(root):
-    run = run_resnet20(root, "--synthetic", "--iterations", "4", "--batch-size", "16")
+    run = run_resnet20(root, "--synthetic", "--iterations", "4", "--batch-size", "16", "--no-xla")
     assert run.returncode == 0, run.stderr[-3000:]
     report = run.stdout
     assert "4 iterations of batch 16" in report, report  # stopped mid-epoch (32 batches), as asked
     assert re.search(r"test error +\d+\.\d\d% on 256 test images +\(He et al\. 2015: 8\.75%\)", report), report
     assert re.search(r"wall time +\d+\.\d s", report), report
-    assert re.search(r"device +\S.*backend (tensorflow|jax), precision float32", report), report
+    assert re.search(r"device +\S.*backend (tensorflow|jax), precision float32, XLA off", report), report
+
+
+@pytest.fixture
+def gpu_notebooks(root):
+    spec = importlib.util.spec_from_file_location("gpu_notebooks", root / "benchmarks" / "gpu_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_notebooks_times_each_notebook_and_reads_back_its_claims(gpu_notebooks, tmp_path, monkeypatch):
+    import json
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    (tmp_path / "notebooks").mkdir()
+    lesson = new_notebook(cells=[new_code_cell(
+        "import os\nfrom course_lib import claims\n"
+        "claims.check('W1', True, {'profile': os.environ['COURSE_PROFILE'], 'relative error': 1e-9})")])
+    lesson.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(lesson, tmp_path / "notebooks" / "01_lesson.ipynb")
+    monkeypatch.setenv("COURSE_ROOT", str(tmp_path))
+    out = tmp_path / "out"
+    assert gpu_notebooks.main(["--profile", "ci", "--output", str(out), "--skip-speedups"]) == 0
+    report = json.loads((out / "gpu_notebooks.json").read_text())
+    (row,) = report["notebooks"]
+    assert row["notebook"] == "01_lesson" and row["error"] is None and row["seconds"] > 0
+    assert row["claims"] == [{"id": "W1", "holds": True, "evidence": ["profile         ci",
+                                                                       "relative error  1.000e-09"]}]
+    assert report["profile"] == "ci" and report["device"]
+    assert "| 01_lesson |" in gpu_notebooks.markdown(report)
+
+
+def test_gpu_notebooks_speedups_are_ratios_to_float32_without_xla(gpu_notebooks, monkeypatch):
+    milliseconds = {("--no-xla",): 40.0, (): 20.0, ("--mixed-precision", "--no-xla"): 25.0,
+                    ("--mixed-precision",): 10.0}
+
+    def fake_run(command, **kwargs):
+        options = tuple(option for option in command if option in ("--no-xla", "--mixed-precision"))
+        return subprocess.CompletedProcess(command, 0, f"training time  9.9 s ({milliseconds[options]} ms per "
+                                                       "iteration, compilation included)\n", "")
+
+    monkeypatch.setattr(gpu_notebooks.subprocess, "run", fake_run)
+    rows = gpu_notebooks.run_speedups(gpu_notebooks.parse_args(["--speedup-iterations", "8", "--synthetic"]))
+    assert [(row["arm"], row["speedup"]) for row in rows] == [
+        ("float32, no XLA", 1.0), ("float32, XLA", 2.0), ("mixed precision, no XLA", 1.6),
+        ("mixed precision, XLA", 4.0)]
+    with pytest.raises(SystemExit):
+        gpu_notebooks.parse_args(["--speedup-iterations", "2"])

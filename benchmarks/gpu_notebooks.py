@@ -1,0 +1,151 @@
+"""Every lecture notebook in the `full` profile on this machine, timed, with the claims each one
+asserts; then the speedups of mixed precision and XLA on ResNet-20 training, as ratios.
+
+    python benchmarks/gpu_notebooks.py [NOTEBOOK ...] [--profile full] [--output build/gpu]
+                                       [--speedup-iterations 2000] [--skip-speedups]
+
+Meant for one modern GPU (the bar: each notebook at most 5 minutes in `full`). On a machine with
+JAX but no TensorFlow, run it with KERAS_BACKEND=jax after installing only what the machine lacks
+(README, "Runtimes"). Writes `gpu_notebooks.json` and the executed notebooks to --output, and
+prints two tables in Markdown, ready for the README:
+
+* per notebook: seconds, result, and the evidence of every claim it checked (claims.check prints
+  it, so it is read back from the executed notebook's output);
+* ResNet-20 (benchmarks/cifar_resnet20.py, CIFAR-10 or --synthetic data) in float32 without XLA,
+  with XLA, in mixed precision, and both: milliseconds per iteration and the speedup over the first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BAR_SECONDS = 300  # the issue's bar for one notebook in `full` on one GPU
+CLAIM = re.compile(r"^\[(?P<id>[A-Z]\d)\] .*?$(?P<body>.*?)^\s*-> (?P<verdict>HOLDS|DOES NOT HOLD)",
+                   re.MULTILINE | re.DOTALL)
+SPEEDUP_ARMS = (("float32, no XLA", ["--no-xla"]), ("float32, XLA", []),
+                ("mixed precision, no XLA", ["--mixed-precision", "--no-xla"]),
+                ("mixed precision, XLA", ["--mixed-precision"]))
+MS_PER_ITERATION = re.compile(r"training time +[\d.]+ s \((?P<ms>[\d.]+) ms per iteration")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", help="names or paths (default: every lecture notebook)")
+    parser.add_argument("--profile", choices=("ci", "cpu", "full"), default="full")
+    parser.add_argument("--output", default="build/gpu", help="folder for the executed notebooks and the JSON")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--speedup-iterations", type=int, default=2000,
+                        help="ResNet-20 iterations per precision/XLA arm (compilation included)")
+    parser.add_argument("--synthetic", action="store_true", help="ResNet-20 on random data: no CIFAR-10 download")
+    parser.add_argument("--skip-speedups", action="store_true", help="only the notebooks")
+    args = parser.parse_args(argv)
+    if args.speedup_iterations < 4:
+        parser.error(f"--speedup-iterations must be at least 4; got {args.speedup_iterations}")
+    return args
+
+
+def claims_in(notebook) -> list[dict]:
+    """The claims an executed notebook checked: id, verdict and evidence lines, from its output."""
+    text = "\n".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                     for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+    return [{"id": found["id"], "holds": found["verdict"] == "HOLDS",
+             "evidence": [line.strip() for line in found["body"].strip().splitlines() if line.strip()]}
+            for found in CLAIM.finditer(text)]
+
+
+def gpu_name() -> str:
+    """The GPU's name from nvidia-smi, or the Keras backend's device list where there is none."""
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=30).stdout.split("\n")
+        names = [name.strip() for name in names if name.strip()]
+        if names:
+            return ", ".join(names)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from course_lib import runtime
+
+    return "no NVIDIA GPU; devices: " + ", ".join(runtime.devices())
+
+
+def run_notebooks(args) -> list[dict]:
+    import nbformat
+
+    from course_lib import cli
+
+    root = cli._root()
+    out = Path(args.output).resolve()
+    rows = []
+    for path in cli._resolve_notebooks(args.notebooks, root):
+        print(f"running {path.name} (profile {args.profile}) ...", flush=True)
+        seconds, error = cli.execute_notebook(path, out / path.name, timeout=args.timeout,
+                                              env={"COURSE_PROFILE": args.profile, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        executed = nbformat.read(out / path.name, as_version=4)
+        rows.append({"notebook": path.stem, "seconds": round(seconds, 1), "error": error,
+                     "within_bar": seconds <= BAR_SECONDS, "claims": claims_in(executed)})
+    return rows
+
+
+def run_speedups(args) -> list[dict]:
+    rows = []
+    for name, options in SPEEDUP_ARMS:
+        command = [sys.executable, str(HERE / "cifar_resnet20.py"), "--iterations", str(args.speedup_iterations),
+                   *options, *(["--synthetic"] if args.synthetic else [])]
+        print(f"ResNet-20, {name}: {' '.join(command[1:])}", flush=True)
+        run = subprocess.run(command, capture_output=True, text=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        found = MS_PER_ITERATION.search(run.stdout)
+        rows.append({"arm": name, "ms_per_iteration": float(found["ms"]) if found and run.returncode == 0 else None,
+                     "error": None if run.returncode == 0 else (run.stderr.strip().splitlines() or ["?"])[-1]})
+    baseline = rows[0]["ms_per_iteration"]
+    for row in rows:
+        row["speedup"] = round(baseline / row["ms_per_iteration"], 2) if baseline and row["ms_per_iteration"] else None
+    return rows
+
+
+def markdown(report: dict) -> str:
+    lines = [f"Device: {report['device']}; Keras backend {report['backend']}; profile {report['profile']}.", "",
+             "| notebook | seconds | result | claims (evidence) |", "|---|---:|---|---|"]
+    for row in report["notebooks"]:
+        result = "ok" if row["error"] is None else f"FAILED: {row['error']}"
+        if row["error"] is None and not row["within_bar"]:
+            result += f" (over the {BAR_SECONDS} s bar)"
+        claims = "; ".join(f"{c['id']} {'holds' if c['holds'] else 'FAILS'} ({', '.join(c['evidence'][:3])})"
+                           for c in row["claims"]) or "none"
+        lines.append(f"| {row['notebook']} | {row['seconds']:.1f} | {result} | {claims} |")
+    if report.get("speedups"):
+        lines += ["", "| ResNet-20 training | ms per iteration | speedup over float32, no XLA |", "|---|---:|---:|"]
+        for row in report["speedups"]:
+            ms = f"{row['ms_per_iteration']:.1f}" if row["ms_per_iteration"] else f"failed: {row['error']}"
+            lines.append(f"| {row['arm']} | {ms} | {str(row['speedup']) + '×' if row['speedup'] else '-'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    import course_lib  # noqa: F401  (chooses the backend, as a notebook's setup cell does)
+    from course_lib import runtime
+
+    report = {"device": gpu_name(), "backend": runtime.backend(), "profile": args.profile,
+              "notebooks": run_notebooks(args)}
+    if not args.skip_speedups:
+        report["speedups"] = run_speedups(args)
+    report["wall_seconds"] = round(time.perf_counter() - started, 1)
+    out = Path(args.output).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_notebooks.json").write_text(json.dumps(report, indent=2))
+    print("\n" + markdown(report))
+    print(f"\nwall time {report['wall_seconds']:.0f} s; report in {out / 'gpu_notebooks.json'}")
+    return 0 if all(row["error"] is None for row in report["notebooks"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
