@@ -30,32 +30,18 @@ def doctor(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from . import runtime
     from .data import available_offline, cache_dir, keras_datasets_dir
+    from .hardware import frameworks
 
     info = runtime.setup(profile=args.profile, verbose=False, set_precision=False)
     print(info.report())
     print(f"  backend chosen by {runtime.backend_source}; TPU seen: {'yes' if runtime.tpu_present() else 'no'}")
-    print("  frameworks installed: " + ", ".join(f"{name} {version}" for name, version in _frameworks().items()))
+    print("  frameworks installed: " + ", ".join(f"{name} {version or 'no'}" for name, version in frameworks().items()))
     print("  datasets available offline:")
     for name, present in available_offline().items():
         print(f"    {name:<16}{'yes' if present else 'no (downloads on first use)'}")
     print(f"  course cache: {cache_dir()}")
     print(f"  Keras cache:  {keras_datasets_dir()}")
     return 0
-
-
-def _frameworks() -> dict[str, str]:
-    from importlib import metadata
-
-    found = {}
-    for name, distributions in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("jax", ("jax",)),
-                                ("keras", ("keras",))):
-        for distribution in distributions:
-            try:
-                found[name] = metadata.version(distribution)
-                break
-            except metadata.PackageNotFoundError:
-                found[name] = "not installed"
-    return found
 
 
 # --- run ------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def course(tmp_path, monkeypatch):
 def test_doctor_reports_runtime_and_offline_datasets(capsys):
     assert cli.main(["doctor", "--profile", "ci"]) == 0
     out = capsys.readouterr().out
-    for word in ("backend", "devices", "precision", "training: one device", "backend chosen by", "keras 3.",
+    for word in ("backend", "devices", "precision", "training: one device", "backend chosen by", "Keras 3.", "frameworks installed: tensorflow",
                  "profile: ci", "digits", "fashion_mnist", "course cache"):
         assert word in out
 
