@@ -37,6 +37,49 @@ def learning_curves(histories: dict, *, metric: str = "accuracy", title: str | N
     return ax.figure
 
 
+def activation_histograms(runs: dict, *, bins: int = 40, title: str | None = None, size: float = 1.5):
+    """Histograms of each layer's activations, one row per run and one column per layer, with
+    each panel's standard deviation written on it: cs231n's picture of how an initialization
+    makes signals vanish, saturate or explode with depth.
+
+    runs  {label: {layer name: activations}}, e.g. {"He": training.layer_activations(model, x)};
+          every run must record the same number of layers.
+    size  inches per panel.
+
+    Each panel has its own x range (exploding activations would flatten the others); zeros and
+    values stuck at ±1 show up as spikes.
+    """
+    import matplotlib.pyplot as plt
+
+    from .validation import check_array, check_number
+
+    if not isinstance(runs, dict) or not runs or not all(isinstance(r, dict) and r for r in runs.values()):
+        raise ValueError("runs must map at least one label to a non-empty {layer name: activations} dict")
+    depths = {label: len(layers) for label, layers in runs.items()}
+    if len(set(depths.values())) != 1:
+        raise ValueError(f"every run must record the same number of layers; got {depths}")
+    check_number("bins", bins, low=1, integer=True)
+    check_number("size", size, low=0, low_inclusive=False)
+    columns = next(iter(depths.values()))
+    fig, axes = plt.subplots(len(runs), columns, figsize=(size * columns, size * 0.8 * len(runs) + 0.5),
+                             squeeze=False)
+    for row, (label, layers) in enumerate(runs.items()):
+        for column, (name, values) in enumerate(layers.items()):
+            values = check_array(f"runs[{label!r}][{name!r}]", values).ravel()
+            ax = axes[row][column]
+            ax.hist(values, bins=bins, color=f"C{row}", histtype="stepfilled")
+            ax.set_yticks([])
+            ax.tick_params(axis="x", labelsize=6)
+            ax.text(0.97, 0.95, f"σ={values.std():.2g}", transform=ax.transAxes, ha="right", va="top", fontsize=7)
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+        axes[row][0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def filter_grid(kernels, *, columns: int | None = None, title: str | None = None, size: float = 0.6):
     """Show the filters of a convolution as one mosaic of small images, one tile per filter.
 

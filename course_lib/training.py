@@ -1,6 +1,8 @@
 """Training a CNN, the lecture's recipe: SGD + momentum, and babysitting the network as it trains.
 
     sgd_momentum_step      the NumPy reference of SGD with momentum, v ← μv − α·dW, W ← W + v
+    layer_activations      every layer's output for a batch of inputs (to judge an initialization)
+    activation_statistics  per layer: mean, standard deviation, share of zeros, share saturated
     LiveCurves             loss and accuracy curves, train and validation, redrawn during ``fit``
     UpdateRatio            per layer, ‖ΔW‖ / ‖W‖ of one update (healthy: about 1e-3)
     tensorboard            a TensorBoard callback and the two lines that open it in JupyterLab/Colab
@@ -47,6 +49,69 @@ def sgd_momentum_step(W, dW, velocity, learning_rate: float, momentum: float = 0
     check_number("momentum", momentum, low=0.0, high=1.0, high_inclusive=False)
     velocity = momentum * velocity - learning_rate * dW
     return W + velocity, velocity
+
+
+# --- initialization: activation statistics ---------------------------------------------------
+
+def layer_activations(model, x, *, layers=None, batch_size: int = 512) -> dict[str, np.ndarray]:
+    """The output of each layer of ``model`` for the inputs ``x``, in inference mode, as NumPy.
+
+    model   a Sequential or functional Keras model (one whose layers have a symbolic ``output``).
+    layers  names of the layers to record; default: every layer, in order.
+    Returns {layer name: array (N, ...)}, in the model's layer order: look at how the spread of
+    the activations changes with depth to judge an initialization (cs231n's deep-net figure).
+    """
+    check_number("batch_size", batch_size, low=1, integer=True)
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model; got {type(model).__name__}")
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError) as error:
+        raise ValueError("model must be a Sequential model with an Input or a functional model, so its "
+                         "layers have symbolic outputs; a subclassed model has none") from error
+    if not inputs:
+        raise ValueError("model has no symbolic inputs: build it with keras.Input(shape) first")
+    names = [layer.name for layer in model.layers]
+    wanted = names if layers is None else ([layers] if isinstance(layers, str) else list(layers))
+    unknown = [name for name in wanted if name not in names]
+    if unknown or not wanted:
+        raise ValueError(f"layers must name layers of the model ({names}); got {wanted!r}")
+    chosen = [model.get_layer(name) for name in names if name in wanted]
+    probe = keras.Model(inputs[0] if len(inputs) == 1 else inputs, [layer.output for layer in chosen])
+    if len(x) == 0:
+        raise ValueError("x must hold at least one example")
+    pieces: list[list[np.ndarray]] = [[] for _ in chosen]
+    for start in range(0, len(x), batch_size):
+        outputs = probe(x[start:start + batch_size], training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for piece, output in zip(pieces, outputs):
+            piece.append(keras.ops.convert_to_numpy(output))
+    return {layer.name: np.concatenate(piece) for layer, piece in zip(chosen, pieces)}
+
+
+def activation_statistics(activations: dict, *, saturation: float = 0.99) -> dict[str, dict[str, float]]:
+    """Per layer, the numbers that tell a healthy initialization from a bad one:
+
+        mean, std   of all the layer's activations (std shrinking with depth: signals vanish;
+                    growing: they explode)
+        zero        share of activations exactly 0 (dead ReLUs)
+        saturated   share with |h| ≥ ``saturation`` (tanh units stuck at ±1, where their
+                    gradient is about 0); meaningful for activations bounded by 1
+
+    activations  {layer name: array}, e.g. from ``layer_activations``.
+    """
+    if not isinstance(activations, dict) or not activations:
+        raise ValueError("activations must map at least one layer name to an array")
+    check_number("saturation", saturation, low=0.0, low_inclusive=False)
+    stats = {}
+    for name, values in activations.items():
+        values = check_array(f"activations[{name!r}]", values)
+        if values.size == 0:
+            raise ValueError(f"activations[{name!r}] must hold at least one value; got shape {values.shape}")
+        stats[name] = {"mean": float(values.mean()), "std": float(values.std()),
+                       "zero": float(np.mean(values == 0)),
+                       "saturated": float(np.mean(np.abs(values) >= saturation))}
+    return stats
 
 
 # --- babysitting: live curves ------------------------------------------------------------------
@@ -221,6 +286,8 @@ class RangeTest:
     learning_rates: np.ndarray
     losses: np.ndarray            # smoothed training loss at each rate
     suggestion: float             # the rate where the smoothed loss fell fastest, before its lowest
+    lowest: float | None = None   # the rate at the lowest smoothed loss: the edge of stability;
+                                  # a tenth of it is a conservative choice (fastai's "minimum / 10")
 
 
 def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, steps: int = 100,
@@ -264,9 +331,9 @@ def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, st
     # The steepest fall before the lowest loss, skipping the first tenth (the smoothing's warm-up).
     start, lowest = max(1, len(losses) // 10), int(np.argmin(losses))
     if lowest - start < 2:
-        return RangeTest(rates, losses, float(rates[lowest] / 10))
+        return RangeTest(rates, losses, float(rates[lowest] / 10), float(rates[lowest]))
     slopes = np.gradient(losses[start:lowest + 1], np.log(rates[start:lowest + 1]))
-    return RangeTest(rates, losses, float(rates[start + int(np.argmin(slopes))]))
+    return RangeTest(rates, losses, float(rates[start + int(np.argmin(slopes))]), float(rates[lowest]))
 
 
 def random_search(evaluate, space: dict, *, trials: int, seed: int = 0) -> list[dict]:

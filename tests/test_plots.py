@@ -101,3 +101,19 @@ def test_layer_costs_rejects_bad_arguments():
         plots.layer_costs(table, quantities=("flops",))
     with pytest.raises(ValueError, match="at least one"):
         plots.layer_costs(table, quantities=())
+
+
+def test_activation_histograms_draw_one_panel_per_layer_and_run():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    runs = {"small": {"h1": rng.normal(0, 0.01, (50, 4)), "h2": rng.normal(0, 1e-4, (50, 4))},
+            "He": {"h1": rng.normal(0, 1, (50, 4)), "h2": rng.normal(0, 1, (50, 4))}}
+    fig = plots.activation_histograms(runs, bins=10, title="init")
+    assert len(fig.axes) == 4
+    assert fig.axes[0].get_title() == "h1" and fig.axes[0].get_ylabel() == "small"
+    assert fig.axes[3].texts[0].get_text().startswith("σ=")
+    with pytest.raises(ValueError, match="same number of layers"):
+        plots.activation_histograms({"a": {"h1": [1.0]}, "b": {"h1": [1.0], "h2": [2.0]}})
+    with pytest.raises(ValueError, match="runs must map"):
+        plots.activation_histograms({})

@@ -97,6 +97,7 @@ def test_learning_rate_range_finds_a_sensible_rate_and_restores_the_model():
     before = [w.copy() for w in model.get_weights()]
     test = training.learning_rate_range(model, x, y, low=1e-4, high=10.0, steps=60, batch_size=64)
     assert 1e-3 < test.suggestion < 3.0
+    assert test.lowest == test.learning_rates[np.argmin(test.losses)] and test.suggestion <= test.lowest
     assert test.losses.min() < test.losses[0]                     # the loss fell somewhere
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.05)
@@ -133,3 +134,45 @@ def test_tensorboard_writes_event_files(tmp_path, capsys):
     assert list((tmp_path / "baseline").rglob("events.out.tfevents.*"))
     with pytest.raises(ValueError, match="run must be a plain folder name"):
         training.tensorboard("../escape")
+
+
+def _deep(initializer, activation, depth=6, width=64, seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((32,))] + [
+        keras.layers.Dense(width, activation=activation, kernel_initializer=initializer, name=f"h{i + 1}")
+        for i in range(depth)])
+
+
+def test_layer_activations_record_every_layer_in_batches():
+    x = np.random.default_rng(0).normal(size=(70, 32)).astype("float32")
+    model = _deep("he_normal", "relu", depth=3)
+    activations = training.layer_activations(model, x, batch_size=32)
+    assert list(activations) == ["h1", "h2", "h3"] and activations["h3"].shape == (70, 64)
+    assert np.allclose(activations["h3"], keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+    assert list(training.layer_activations(model, x, layers=["h2"])) == ["h2"]
+    with pytest.raises(ValueError, match="layers must name layers of the model"):
+        training.layer_activations(model, x, layers=["conv9"])
+    with pytest.raises(TypeError, match="model must be a keras.Model"):
+        training.layer_activations(keras.layers.Dense(3), x)
+
+
+def test_activation_statistics_tell_bad_initializations_from_good():
+    x = np.random.default_rng(0).normal(size=(200, 32)).astype("float32")
+
+    def last(initializer, activation):
+        stats = training.activation_statistics(training.layer_activations(_deep(initializer, activation), x))
+        return stats["h6"]
+
+    small = keras.initializers.RandomNormal(stddev=0.01)
+    large = keras.initializers.RandomNormal(stddev=1.0)
+    assert last(small, "tanh")["std"] < 1e-4                       # signals vanish
+    assert last(large, "tanh")["saturated"] > 0.5                  # tanh units stuck at ±1
+    glorot = last("glorot_normal", "tanh")
+    assert 0.1 < glorot["std"] < 0.9 and glorot["saturated"] < 0.05
+    assert 0.3 < last("he_normal", "relu")["std"] < 3.0            # He keeps ReLU signals alive
+    assert 0.3 < last("he_normal", "relu")["zero"] < 0.7           # about half the ReLUs are off
+    assert last(large, "relu")["std"] > 1e3                        # and too large explodes
+    with pytest.raises(ValueError, match="activations must map"):
+        training.activation_statistics({})
+    with pytest.raises(ValueError, match="must hold at least one value"):
+        training.activation_statistics({"h1": np.zeros((0, 3))})
