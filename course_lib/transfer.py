@@ -14,8 +14,10 @@ The tools for each cell:
     unfreeze_top(base, count)       make the top ``count`` weighted layers trainable, BatchNorm kept frozen
 
 Fine-tuning has two traps, both handled here: a BatchNorm layer that trains on the new data
-moves its moving mean and variance and wrecks the features the head learned on, so the base
-is always called with ``training=False`` and BatchNorm layers stay frozen; and changing
+moves its moving mean and variance and wrecks the features the head learned on, so BatchNorm
+layers stay frozen (in Keras 3 a frozen BatchNorm always normalizes with its stored statistics;
+calling the base with ``training=False`` is not enough, because ``fit`` calls the outer model
+with ``training=True`` and that reaches the base's layers: keras-team/keras#20285); and changing
 ``trainable`` takes effect only when the model is compiled again (with a low learning rate).
 """
 from __future__ import annotations
@@ -109,11 +111,17 @@ def linear_probe(model, layer, x_train, y_train, x_val, y_val, *, C: float = 1.0
 
 
 def classifier_on(base, classes: int, *, dropout: float = 0.0, name: str | None = None) -> keras.Model:
-    """A new classifier: ``base`` (called with ``training=False``, so its BatchNorm layers always
-    normalize with their stored statistics), global average pooling if its output is a feature
-    map, optional dropout, and a softmax layer of ``classes`` units."""
+    """A new classifier: ``base`` with its BatchNorm layers frozen (so they always normalize with
+    their stored statistics, even in ``fit``), global average pooling if its output is a feature
+    map, optional dropout, and a softmax layer of ``classes`` units.
+
+    The base is also called with ``training=False``, which keeps its BatchNorm and dropout in
+    inference mode when the model is called directly; during ``fit`` only the freezing does."""
     check_number("classes", classes, low=2, integer=True)
     check_number("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
     inputs = keras.Input(base.input_shape[1:])
     x = base(inputs, training=False)
     if len(x.shape) > 2:

@@ -82,12 +82,25 @@ def test_fine_tuning_leaves_batchnorm_statistics_alone():
 
 
 def test_batchnorm_in_training_mode_would_move():
-    """The trap the tools avoid: a base called in training mode updates BatchNorm's statistics."""
+    """The trap the tools avoid: a base whose BatchNorm is trainable updates its statistics in fit,
+    even when the outer model calls it with training=False (keras-team/keras#20285)."""
     base, (x, y) = _base(), _data()
     inputs = keras.Input((8, 8, 1))
-    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(base(inputs)))
+    outputs = keras.layers.Dense(2, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(base(inputs, training=False)))
     model = keras.Model(inputs, outputs)
     mean = keras.ops.convert_to_numpy(base.get_layer("bn1").moving_mean).copy()
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=1, verbose=0)
-    assert not np.allclose(mean, keras.ops.convert_to_numpy(base.get_layer("bn1").moving_mean))
+    assert not np.allclose(mean, keras.ops.convert_to_numpy(base.get_layer("bn1").moving_mean)), \
+        "Keras now keeps a base called with training=False in inference mode during fit: update transfer.py's docstrings"
+
+
+def test_classifier_on_freezes_batchnorm_even_in_a_trainable_base():
+    base, (x, y) = _base(), _data()
+    model = transfer.classifier_on(base, 2)
+    assert base.trainable and not base.get_layer("bn1").trainable and base.get_layer("conv1").trainable
+    mean = keras.ops.convert_to_numpy(base.get_layer("bn1").moving_mean).copy()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert np.array_equal(mean, keras.ops.convert_to_numpy(base.get_layer("bn1").moving_mean))
