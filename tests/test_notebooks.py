@@ -16,6 +16,7 @@ ALL = LECTURE + sorted((ROOT / "source").glob("*/*.ipynb")) + sorted((ROOT / "re
 CLAIMS = {
     "01_weight_decay": {"W1", "W2", "W3", "W4"},
     "02_dropout": {"D1", "D2", "D3", "D4"},
+    "04_transfer_learning": {"T1", "T2", "T3"},
     "05_frameworks_and_hardware": {"F1", "F2", "F3"},
     "06_cnn_architectures": {"A1", "A2", "A3", "A4", "A5", "A6", "A8", "A9"},
     "07_resnet_degradation": {"A7"},
