@@ -1,5 +1,5 @@
-"""The benchmark scripts: options, data and augmentation, and a run end to end on synthetic data
-(the real runs need CIFAR-10 and a GPU)."""
+"""The benchmark scripts: options, data and augmentation, and fast runs end to end on synthetic data
+or tiny sizes (the real runs need CIFAR-10, a GPU or a quiet machine)."""
 import importlib.util
 import os
 import re
@@ -12,13 +12,17 @@ import pytest
 from course_lib import data
 
 
-@pytest.fixture
-def resnet20(root):
-    path = root / "benchmarks" / "cifar_resnet20.py"
-    spec = importlib.util.spec_from_file_location("cifar_resnet20", path)
+def load_script(root, name):
+    """A benchmark script, imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, root / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def resnet20(root):
+    return load_script(root, "cifar_resnet20")
 
 
 def run_resnet20(root, *options):
@@ -82,10 +86,7 @@ def test_resnet20_runs_and_reports(root):
 
 @pytest.fixture
 def gpu_notebooks(root):
-    spec = importlib.util.spec_from_file_location("gpu_notebooks", root / "benchmarks" / "gpu_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(root, "gpu_notebooks")
 
 
 def test_gpu_notebooks_times_each_notebook_and_reads_back_its_claims(gpu_notebooks, tmp_path, monkeypatch):
@@ -129,3 +130,41 @@ def test_gpu_notebooks_speedups_are_ratios_to_float32_without_xla(gpu_notebooks,
         ("mixed precision, XLA", 4.0)]
     with pytest.raises(SystemExit):
         gpu_notebooks.parse_args(["--speedup-iterations", "2"])
+
+
+def test_monitor_overhead_compares_one_model_with_and_without_the_callbacks(root):
+    run = subprocess.run([sys.executable, str(root / "benchmarks" / "monitor_overhead.py"), "--epochs", "1",
+                          "--repeats", "2"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert re.search(r"bare fit +\d+\.\d\d s", run.stdout), run.stdout
+    assert re.search(r"with LiveCurves \+ UpdateRatio +\d+\.\d\d s +\(\d+ drawings", run.stdout), run.stdout
+    assert re.search(r"overhead +[+-]\d+\.\d%", run.stdout), run.stdout
+
+
+@pytest.fixture
+def matmul_flops(root):
+    return load_script(root, "matmul_flops")
+
+
+def test_matmul_flops_options(matmul_flops):
+    args = matmul_flops.parse_args([])
+    assert (args.sizes, args.dtypes, args.repeats) == ([512, 1024, 2048], None, 5)
+    args = matmul_flops.parse_args(["--sizes", "8", "16", "--dtypes", "float32", "--repeats", "2"])
+    assert (args.sizes, args.dtypes, args.repeats) == ([8, 16], ["float32"], 2)
+    for bad in (["--repeats", "0"], ["--sizes", "0"], ["--dtypes", "int8"]):
+        with pytest.raises(SystemExit):
+            matmul_flops.parse_args(bad)
+
+
+def test_matmul_flops_runs_and_reports(root):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run([sys.executable, str(root / "benchmarks" / "matmul_flops.py"),
+                          "--sizes", "8", "32", "--dtypes", "float32", "--repeats", "2"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = run.stdout
+    assert len(re.findall(r"^ +(8|32) x (8|32) +float32 +\d+\.\d GFLOP/s", report, re.M)) == 2, report
+    assert re.search(r"^device: .+, backend (tensorflow|jax|torch)", report, re.M), report
+    assert re.search(r"^best float32 +\d+\.\d{4} TFLOP/s at n=(8|32)$", report, re.M), report
+    assert "Tesla V100 125 T" in report, report
