@@ -329,7 +329,7 @@ def _pretraining_images(split: Split, copies: int, seed: int):
         batches.append(random_affine(base, rng))
     x = np.round(np.concatenate(batches) * 255).astype(np.uint8)
     y = np.tile(split.y_train, copies)
-    _write_atomically(path, x=x, y=y)
+    write_cache_file(path, x=x, y=y)
     return x.astype(np.float32) / 255.0, y
 
 
@@ -337,13 +337,17 @@ def _fingerprint(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:12]
 
 
-def _write_atomically(path: Path, **arrays) -> None:
-    """Write an .npz next to its final name, then rename: readers never see half a file."""
+def write_cache_file(path: Path, **arrays) -> None:
+    """Write an .npz next to its final name, then rename: readers never see half a file. A file
+    that appeared meanwhile (another process built the same thing) is left as it is."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     with open(partial, "wb") as handle:
         np.savez_compressed(handle, **arrays)
-    os.replace(partial, path)
+    if path.exists():
+        partial.unlink()
+    else:
+        os.replace(partial, path)
 
 
 def _keras_split(name, val_fraction, seed) -> Split:

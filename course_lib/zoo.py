@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -225,7 +224,10 @@ def digits_net(recipe: Recipe = DEFAULT_RECIPE, *, build: bool = True, progress:
         weights = _read_weights(path)
     elif build:
         weights = build_weights(recipe, progress=progress)
-        _write_weights(path, weights, recipe)
+        from .data import write_cache_file
+
+        write_cache_file(path, count=len(weights), recipe=json.dumps(asdict(recipe), default=list),
+                         **{f"w{i}": w for i, w in enumerate(weights)})
     else:
         raise FileNotFoundError(f"no cached weights for {recipe.key} at {path}; run "
                                 f"`python -m course_lib.zoo` (or call digits_net()) to build them")
@@ -249,20 +251,6 @@ def _read_weights(path: Path) -> list[np.ndarray]:
         raise ZooCacheError(
             f"the cached weights {path} are unreadable ({error}). Delete that file and call again "
             f"(or run `python -m course_lib.zoo`) to rebuild it (under a minute).") from error
-
-
-def _write_weights(path: Path, weights, recipe: Recipe) -> None:
-    """Write next to the final name, then rename: a reader never sees half a file. A file that
-    appeared meanwhile (another process built the same recipe) is left as it is."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with open(partial, "wb") as handle:
-        np.savez(handle, count=len(weights), recipe=json.dumps(asdict(recipe), default=list),
-                 **{f"w{i}": w for i, w in enumerate(weights)})
-    if path.exists():
-        partial.unlink()
-    else:
-        os.replace(partial, path)
 
 
 # --- keras.applications ----------------------------------------------------------------------
