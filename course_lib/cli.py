@@ -220,20 +220,21 @@ def test(args) -> int:
     """Every test on TensorFlow; then, in an environment without TensorFlow, the course_lib
     unit tests and every lecture notebook on JAX."""
     root = _root()
-    runs = [("TensorFlow", [sys.executable, "-m", "pytest", *args.extra], {"KERAS_BACKEND": "tensorflow"})]
+    # Each pass names its Python lazily: the JAX environment is made only when its pass starts.
+    runs = [("TensorFlow", lambda: sys.executable, [], {"KERAS_BACKEND": "tensorflow"})]
     if not args.skip_jax_environment:
-        python = jax_environment(root)
-        runs.append(("JAX without TensorFlow", [str(python), "-m", "pytest", "-m", "not slow or lecture",
-                                                *args.extra], {"KERAS_BACKEND": "jax"}))
+        runs.append(("JAX without TensorFlow", lambda: str(jax_environment(root)),
+                     ["-m", "not slow or lecture"], {"KERAS_BACKEND": "jax"}))
     failed = []
-    for name, command, env in runs:
+    for name, python, options, env in runs:
+        command = [python(), "-m", "pytest", *options, *args.extra]
         print(f"\n=== tests on {name}: {' '.join(command[1:])}", flush=True)
         started = time.perf_counter()
         code = subprocess.call(command, cwd=root, env={**os.environ, **env})
         print(f"=== {name}: {'passed' if code == 0 else 'FAILED'} in {time.perf_counter() - started:.0f} s", flush=True)
         if code != 0:
             failed.append(name)
-    print(f"\n=== {'failed on ' + ' and '.join(failed) if failed else 'all tests passed: ' + ', '.join(r[0] for r in runs)}")
+    print(f"\n=== {'failed on ' + ' and '.join(failed) if failed else 'all tests passed: ' + ', '.join(run[0] for run in runs)}")
     return 1 if failed else 0
 
 

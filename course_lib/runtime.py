@@ -289,15 +289,19 @@ def setup(*, seed: int = 0, profile: str | None = None, dataset: str | None = No
     if verbose:
         print(info.report())
         if wants is not None and kind == "cpu":
-            print(switch_hint(wants))
+            print(switch_hint(wants, chosen.name))
     return info
 
 
-def switch_hint(wants: str) -> str:
-    """How a student gets the accelerator a notebook wants, on Colab and elsewhere."""
+def switch_hint(wants: str, profile: str = "cpu") -> str:
+    """How a student gets the accelerator a notebook wants, on Colab and elsewhere; ``profile`` is
+    the one running now on the CPU."""
     check_choice("wants", wants, ("gpu", "tpu"))
+    check_choice("profile", profile, PROFILES)
     name = {"gpu": "a GPU (T4 or better)", "tpu": "a TPU (v2-8 or newer)"}[wants]
-    return (f"\nThis notebook's full experiment wants {name}; on this CPU it runs the smaller profile.\n"
+    running = ("it runs the full experiment anyway, slowly" if profile == "full"
+               else f"it runs the smaller {profile} profile")
+    return (f"\nThis notebook's full experiment wants {name}; on this CPU {running}.\n"
             f"  Colab: Runtime > Change runtime type > {'T4 GPU' if wants == 'gpu' else 'v2-8 TPU'} > Save, "
             f"then Runtime > Run all.\n"
             f"  Elsewhere: install a GPU build (pip install \"tensorflow[and-cuda]\" or \"jax[cuda12]\") "

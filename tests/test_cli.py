@@ -147,10 +147,15 @@ def test_test_runs_tensorflow_then_jax_without_tensorflow(course, monkeypatch, c
         calls.append((command, env["KERAS_BACKEND"]))
         return 1 if "-x" in command and env["KERAS_BACKEND"] == "jax" else 0
 
-    monkeypatch.setattr(cli, "jax_environment", lambda root: course / "jax-env" / "bin" / "python")
+    def jax_environment(root):
+        calls.append(("made the JAX environment", None))
+        return course / "jax-env" / "bin" / "python"
+
+    monkeypatch.setattr(cli, "jax_environment", jax_environment)
     monkeypatch.setattr(cli.subprocess, "call", call)
     assert cli.main(["test", "tests/test_runtime.py"]) == 0
-    (tensorflow, tf_backend), (jax, jax_backend) = calls
+    (tensorflow, tf_backend), made, (jax, jax_backend) = calls
+    assert made[0] == "made the JAX environment", "the JAX environment is made after the TensorFlow pass"
     assert tf_backend == "tensorflow" and tensorflow[-1] == "tests/test_runtime.py"
     assert jax_backend == "jax" and jax[0] == str(course / "jax-env" / "bin" / "python")
     assert jax[jax.index("-m", 2) + 1] == "not slow or lecture", "the JAX pass must run the lecture notebooks"
@@ -158,7 +163,7 @@ def test_test_runs_tensorflow_then_jax_without_tensorflow(course, monkeypatch, c
     assert cli.main(["test", "-x"]) == 1, "a failing JAX pass fails the command"
     assert "failed on JAX without TensorFlow" in capsys.readouterr().out
     calls.clear()
-    assert cli.main(["test", "--skip-jax-environment"]) == 0 and [b for _, b in calls] == ["tensorflow"]
+    assert cli.main(["test", "--skip-jax-environment"]) == 0 and calls == [(calls[0][0], "tensorflow")]
 
 
 def test_jax_environment_says_what_failed_when_pip_cannot_install(course, monkeypatch):

@@ -141,6 +141,8 @@ def test_setup_tells_how_to_switch_runtime_when_the_notebook_wants_an_accelerato
     printed = capsys.readouterr().out
     if runtime.accelerator() == "cpu":
         assert "Runtime > Change runtime type > T4 GPU" in printed
+        assert "it runs the smaller ci profile" in printed
     assert "v2-8 TPU" in runtime.switch_hint("tpu")
+    assert "runs the full experiment anyway, slowly" in runtime.switch_hint("gpu", "full")
     with pytest.raises(ValueError, match="wants must be one of 'gpu', 'tpu'; got 'npu'"):
         runtime.setup(wants="npu", verbose=False)
