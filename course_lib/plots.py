@@ -261,3 +261,179 @@ def layer_costs(tables, *, quantities=("params", "macs"), title: str | None = No
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --- generative models: decoding codes ---------------------------------------------------------
+
+def check_decoder(decoder, code_size=None) -> int:
+    """``decoder`` must be a Keras model or a callable mapping codes (n, code_size) to images;
+    returns the code size, read from ``decoder.input_shape`` unless ``code_size`` is given."""
+    from .validation import check_number
+
+    if not callable(decoder):
+        raise TypeError("decoder must be a Keras model or a callable mapping codes (n, code_size) to images, "
+                        f"e.g. vae.get_layer('decoder'); got {type(decoder).__name__}")
+    if code_size is None:
+        shape = getattr(decoder, "input_shape", None)
+        if not (isinstance(shape, (tuple, list)) and len(shape) == 2 and isinstance(shape[-1], int)):
+            raise ValueError("code_size must be given: the decoder does not say its input shape "
+                             f"(n, code_size); its input_shape is {shape!r}")
+        code_size = shape[-1]
+    check_number("code_size", code_size, low=1, integer=True)
+    return int(code_size)
+
+
+def decode(decoder, z) -> np.ndarray:
+    """Decode codes ``z`` (n, code_size) into images (n, H, W, C) as float64 NumPy, by an eager
+    call ``decoder(z, training=False)`` (no ``predict``, so no retracing in a widget's callback;
+    the same on every Keras backend). Images come back as (n, H, W, 1) or (n, H, W, 3)."""
+    from keras import ops
+
+    images = np.asarray(ops.convert_to_numpy(decoder(ops.convert_to_tensor(z, dtype="float32"),
+                                                     training=False)), dtype=np.float64)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[0] != len(z) or images.shape[-1] not in (1, 3):
+        raise ValueError(f"decoder must map {len(z)} codes to images (n, H, W) or (n, H, W, 1 or 3); "
+                         f"got an output of shape {images.shape}")
+    return images
+
+
+def gaussian_quantiles(n: int, *, low: float = 0.05, high: float = 0.95) -> np.ndarray:
+    """``n`` values z = Φ⁻¹(p) at evenly spaced probabilities p from ``low`` to ``high``: a grid
+    over a N(0, 1) latent axis with equal prior mass between neighbours, as in Kingma & Welling's
+    figure of the learned manifold (Φ⁻¹ is the inverse of the normal CDF)."""
+    from statistics import NormalDist
+
+    from .validation import check_number
+
+    check_number("n", n, low=1, integer=True)
+    check_number("low", low, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+    check_number("high", high, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+    if not low < high:
+        raise ValueError(f"low must be below high; got low={low!r}, high={high!r}")
+    return np.array([NormalDist().inv_cdf(p) for p in np.linspace(low, high, n)])
+
+
+def latent_grid(decoder, *, n: int = 15, dims=(0, 1), code_size: int | None = None, base=None,
+                values=None, spacing: str = "quantiles", limit: float = 3.0, gap: int = 0):
+    """Decode an n × n grid of codes over two latent dimensions and tile the images.
+
+    decoder    a Keras model (or callable) from codes (m, code_size) to images, e.g. a VAE's decoder.
+    n          images per side.
+    dims       the two latent dimensions the grid spans (horizontal, vertical).
+    code_size  the decoder's code size; default: ``decoder.input_shape[-1]``.
+    base       the code the other dimensions keep (default: zeros, the prior's mean).
+    values     the n values of each axis; default: from ``spacing``.
+    spacing    "quantiles": z = Φ⁻¹ of evenly spaced probabilities in [0.05, 0.95]
+               (``gaussian_quantiles``); "linear": evenly from −limit to limit.
+    gap        white pixels between tiles (0: touching, as in Kingma & Welling's figure).
+
+    Returns ``(mosaic, values)``: the tiled images (n·(H+gap)−gap, n·(W+gap)−gap, C) with z[dims[1]] decreasing down
+    the rows (as on a plot's y axis) and z[dims[0]] increasing along the columns, and the axis values.
+    """
+    from .validation import check_array, check_choice, check_number
+
+    code_size = check_decoder(decoder, code_size)
+    check_number("n", n, low=1, integer=True)
+    check_choice("spacing", spacing, ("quantiles", "linear"))
+    check_number("limit", limit, low=0, low_inclusive=False)
+    check_number("gap", gap, low=0, integer=True)
+    dims = tuple(dims) if isinstance(dims, (tuple, list)) else dims
+    if (not isinstance(dims, tuple) or len(dims) != 2 or len(set(dims)) != 2
+            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 <= d < code_size
+                       for d in dims)):
+        raise ValueError(f"dims must be two different latent dimensions in 0..{code_size - 1}; got {dims!r}")
+    base = np.zeros(code_size) if base is None else check_array("base", base, shape=(code_size,))
+    if values is None:
+        values = gaussian_quantiles(n) if spacing == "quantiles" else np.linspace(-limit, limit, n)
+    else:
+        values = check_array("values", values, shape=(n,))
+    across, down = np.meshgrid(values, values[::-1])  # rows: the vertical axis decreasing downwards
+    z = np.tile(base, (n * n, 1))
+    z[:, dims[0]], z[:, dims[1]] = across.ravel(), down.ravel()
+    images = decode(decoder, z)
+    _, height, width, channels = images.shape
+    padded = np.ones((n, n, height + gap, width + gap, channels))
+    padded[:, :, :height, :width] = images.reshape(n, n, height, width, channels)
+    mosaic = padded.transpose(0, 2, 1, 3, 4).reshape(n * (height + gap), n * (width + gap), channels)
+    return mosaic[:n * (height + gap) - gap, :n * (width + gap) - gap], values
+
+
+def latent_manifold(decoder, *, n: int = 15, dims=(0, 1), code_size: int | None = None, base=None,
+                    spacing: str = "quantiles", limit: float = 3.0, gap: int = 1, title: str | None = None,
+                    size: float = 5.0, ax=None):
+    """The learned manifold: decode an n × n grid over two latent dimensions (``latent_grid``) and
+    show the tiled images, with the axes labelled by the code values at the tiles' centres.
+
+    With ``spacing="quantiles"`` (default) the grid sits at Gaussian quantiles, so each tile stands
+    for the same share of the prior N(0, I), as in Kingma & Welling (2014), figure 4.
+    ``gap``: white pixels between tiles (1 keeps small digits apart; 0 for the paper's seamless look).
+    ``ax``: an Axes to draw on (default: a new figure of ``size`` inches). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from .validation import check_number
+
+    check_number("size", size, low=0, low_inclusive=False)
+    mosaic, values = latent_grid(decoder, n=n, dims=dims, code_size=code_size, base=base,
+                                 spacing=spacing, limit=limit, gap=gap)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    tile_h, tile_w = (mosaic.shape[0] + gap) // n, (mosaic.shape[1] + gap) // n
+    if mosaic.shape[-1] == 1:
+        ax.imshow(mosaic[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(np.clip(mosaic, 0, 1), interpolation="nearest")
+    ticks = np.arange(n)[:: max(1, n // 5)]
+    ax.set_xticks(ticks * tile_w + (tile_w - gap - 1) / 2, [f"{values[i]:.2g}" for i in ticks], fontsize=7)
+    ax.set_yticks(ticks * tile_h + (tile_h - gap - 1) / 2, [f"{values[::-1][i]:.2g}" for i in ticks], fontsize=7)
+    ax.set_xlabel(f"z[{dims[0]}]")
+    ax.set_ylabel(f"z[{dims[1]}]")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def image_grid(images, *, columns: int = 10, titles=None, title: str | None = None, size: float = 0.7,
+               ax=None):
+    """Show images (n, H, W) or (n, H, W, 1 or 3) with pixels in [0, 1] as one mosaic, ``columns``
+    per row and a one-pixel white gap between them; ``titles``: one label per row (left side).
+    Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from .validation import check_array, check_number
+
+    images = check_array("images", images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or len(images) == 0:
+        raise ValueError(f"images must be a non-empty batch (n, H, W) or (n, H, W, 1 or 3); "
+                         f"got shape {images.shape}")
+    check_number("columns", columns, low=1, integer=True)
+    check_number("size", size, low=0, low_inclusive=False)
+    n, height, width, channels = images.shape
+    columns = min(columns, n)
+    rows = int(np.ceil(n / columns))
+    if titles is not None and len(titles) != rows:
+        raise ValueError(f"titles must give one label per row ({rows}); got {len(titles)}")
+    mosaic = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1, channels))
+    for index, image in enumerate(np.clip(images, 0, 1)):
+        row, column = divmod(index, columns)
+        mosaic[row * (height + 1):row * (height + 1) + height,
+               column * (width + 1):column * (width + 1) + width] = image
+    if ax is None:
+        _, ax = plt.subplots(figsize=(columns * size + (1.2 if titles is not None else 0),
+                                      rows * size + (0.4 if title else 0)))
+    ax.imshow(mosaic[..., 0] if channels == 1 else mosaic, cmap="gray" if channels == 1 else None,
+              vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    if titles is not None:
+        ax.set_yticks([r * (height + 1) + (height - 1) / 2 for r in range(rows)], [str(t) for t in titles],
+                      fontsize=8)
+    else:
+        ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure

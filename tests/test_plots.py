@@ -117,3 +117,106 @@ def test_activation_histograms_draw_one_panel_per_layer_and_run():
         plots.activation_histograms({"a": {"h1": [1.0]}, "b": {"h1": [1.0], "h2": [2.0]}})
     with pytest.raises(ValueError, match="runs must map"):
         plots.activation_histograms({})
+
+
+class GridDecoder:
+    """z (n, k) → 2×3 images whose pixels all equal z[0] + 10·z[1] (to find each tile's code)."""
+
+    input_shape = (None, 3)
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, z, training=None):
+        import numpy as np
+        from keras import ops
+
+        z = np.asarray(ops.convert_to_numpy(z), dtype=np.float64)
+        self.calls.append((z, training))
+        return np.ones((len(z), 2, 3, 1)) * (z[:, 0] + 10 * z[:, 1])[:, None, None, None]
+
+
+def test_gaussian_quantiles_are_the_normal_inverse_cdf():
+    import numpy as np
+    from scipy.stats import norm
+
+    np.testing.assert_allclose(plots.gaussian_quantiles(7), norm.ppf(np.linspace(0.05, 0.95, 7)), rtol=1e-9)
+    np.testing.assert_allclose(plots.gaussian_quantiles(3, low=0.25, high=0.75), [-0.6744898, 0, 0.6744898],
+                               atol=1e-6)
+    with pytest.raises(ValueError, match=r"low must be in \(0.0, 1.0\)"):
+        plots.gaussian_quantiles(5, low=0.0)
+    with pytest.raises(ValueError, match="low must be below high"):
+        plots.gaussian_quantiles(5, low=0.9, high=0.1)
+
+
+def test_latent_grid_tiles_decodes_with_z0_across_and_z1_up():
+    import numpy as np
+
+    decoder = GridDecoder()
+    mosaic, values = plots.latent_grid(decoder, n=4, spacing="linear", limit=1.5, base=[0.0, 0.0, 7.0])
+    np.testing.assert_allclose(values, [-1.5, -0.5, 0.5, 1.5])
+    assert mosaic.shape == (4 * 2, 4 * 3, 1)
+    z, training = decoder.calls[-1]
+    assert z.shape == (16, 3) and np.all(z[:, 2] == 7.0) and training is False
+    tiles = mosaic[::2, ::3, 0]                            # one pixel per tile
+    np.testing.assert_allclose(tiles, values[None, :] + 10 * values[::-1, None])
+    quantile_mosaic, quantiles = plots.latent_grid(decoder, n=5, dims=(2, 0))
+    np.testing.assert_allclose(quantiles, plots.gaussian_quantiles(5))
+    z, _ = decoder.calls[-1]
+    np.testing.assert_allclose(np.unique(z[:, 2]), quantiles)
+    np.testing.assert_allclose(z[:, 1], 0)
+    assert quantile_mosaic.shape == (10, 15, 1)
+    gapped, _ = plots.latent_grid(decoder, n=4, spacing="linear", limit=1.5, base=[0.0, 0.0, 7.0], gap=1)
+    assert gapped.shape == (4 * 3 - 1, 4 * 4 - 1, 1)
+    np.testing.assert_allclose(gapped[::3, ::4, 0], tiles)            # the same tiles, white lines between
+    assert np.all(gapped[2, :] == 1) and np.all(gapped[:, 3] == 1)
+
+
+def test_latent_manifold_draws_the_mosaic_with_code_ticks():
+    import numpy as np
+
+    from course_lib.models import autoencoders
+
+    decoder = autoencoders.vae(input_shape=(8, 8, 1), code_size=2, width=0.5).get_layer("decoder")
+    fig = plots.latent_manifold(decoder, n=6, title="manifold")
+    ax = fig.axes[0]
+    assert ax.images[0].get_array().shape == (6 * 9 - 1, 6 * 9 - 1)   # 8×8 tiles, 1-pixel gaps
+    assert ax.get_xlabel() == "z[0]" and ax.get_ylabel() == "z[1]" and ax.get_title() == "manifold"
+    assert ax.get_xticklabels()[0].get_text() == f"{plots.gaussian_quantiles(6)[0]:.2g}"
+    mosaic, _ = plots.latent_grid(decoder, n=6, gap=1)
+    np.testing.assert_allclose(ax.images[0].get_array(), mosaic[..., 0])
+    assert ax.get_xticks()[0] == pytest.approx(3.5)                  # the centre of the first tile
+    seamless = plots.latent_manifold(decoder, n=6, gap=0).axes[0]
+    assert seamless.images[0].get_array().shape == (48, 48)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"n": 0}, ValueError, r"n must be in \[1, inf\]"),
+    ({"dims": (0, 0)}, ValueError, r"dims must be two different latent dimensions in 0..2; got \(0, 0\)"),
+    ({"dims": (0, 3)}, ValueError, "dims must be two different latent dimensions"),
+    ({"base": [0.0, 1.0]}, ValueError, r"base must have shape \(3,\)"),
+    ({"spacing": "log"}, ValueError, "spacing must be one of 'quantiles', 'linear'"),
+    ({"values": [1.0, 2.0], "n": 3}, ValueError, r"values must have shape \(3,\)"),
+    ({"gap": -1}, ValueError, r"gap must be in \[0, inf\]"),
+])
+def test_latent_grid_rejects_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        plots.latent_grid(GridDecoder(), **kwargs)
+    with pytest.raises(TypeError, match="decoder must be a Keras model or a callable"):
+        plots.latent_manifold(None)
+
+
+def test_image_grid_tiles_images_with_row_labels():
+    import numpy as np
+
+    images = np.random.default_rng(0).random((7, 3, 3))
+    fig = plots.image_grid(images, columns=4, titles=["a", "b"], title="samples")
+    mosaic = fig.axes[0].images[0].get_array()
+    assert mosaic.shape == (2 * 4 - 1, 4 * 4 - 1)
+    np.testing.assert_allclose(mosaic[4:7, 4:7], images[5])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b"]
+    assert plots.image_grid(np.zeros((2, 3, 3, 3))).axes[0].images[0].get_array().shape == (3, 7, 3)
+    with pytest.raises(ValueError, match="one label per row"):
+        plots.image_grid(images, columns=4, titles=["a"])
+    with pytest.raises(ValueError, match=r"images must be a non-empty batch"):
+        plots.image_grid(np.zeros((2, 3, 3, 2)))
