@@ -21,6 +21,7 @@ CLAIMS = {
     "06_cnn_architectures": {"A1", "A2", "A3", "A4", "A5", "A6", "A8", "A9"},
     "07_resnet_degradation": {"A7"},
     "08_unsupervised": {"G1"},
+    "09_autoencoders": {"G2", "G3"},
     "10_vae": {"G4"},
 }
 
