@@ -283,6 +283,15 @@ def check_decoder(decoder, code_size=None) -> int:
     return int(code_size)
 
 
+def show_image(ax, image) -> None:
+    """Draw one image (H, W, 1) in grey or (H, W, 3) in colour, pixels in [0, 1], without ticks."""
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
+    ax.set(xticks=[], yticks=[])
+
+
 def decode(decoder, z) -> np.ndarray:
     """Decode codes ``z`` (n, code_size) into images (n, H, W, C) as float64 NumPy, by an eager
     call ``decoder(z, training=False)`` (no ``predict``, so no retracing in a widget's callback;
@@ -380,10 +389,7 @@ def latent_manifold(decoder, *, n: int = 15, dims=(0, 1), code_size: int | None 
     if ax is None:
         _, ax = plt.subplots(figsize=(size, size))
     tile_h, tile_w = (mosaic.shape[0] + gap) // n, (mosaic.shape[1] + gap) // n
-    if mosaic.shape[-1] == 1:
-        ax.imshow(mosaic[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    else:
-        ax.imshow(np.clip(mosaic, 0, 1), interpolation="nearest")
+    show_image(ax, mosaic)
     ticks = np.arange(n)[:: max(1, n // 5)]
     ax.set_xticks(ticks * tile_w + (tile_w - gap - 1) / 2, [f"{values[i]:.2g}" for i in ticks], fontsize=7)
     ax.set_yticks(ticks * tile_h + (tile_h - gap - 1) / 2, [f"{values[::-1][i]:.2g}" for i in ticks], fontsize=7)
@@ -424,14 +430,10 @@ def image_grid(images, *, columns: int = 10, titles=None, title: str | None = No
     if ax is None:
         _, ax = plt.subplots(figsize=(columns * size + (1.2 if titles is not None else 0),
                                       rows * size + (0.4 if title else 0)))
-    ax.imshow(mosaic[..., 0] if channels == 1 else mosaic, cmap="gray" if channels == 1 else None,
-              vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
+    show_image(ax, mosaic)
     if titles is not None:
         ax.set_yticks([r * (height + 1) + (height - 1) / 2 for r in range(rows)], [str(t) for t in titles],
                       fontsize=8)
-    else:
-        ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title:

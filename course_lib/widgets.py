@@ -26,6 +26,7 @@ import io
 
 import numpy as np
 
+from .plots import check_decoder, decode, show_image
 from .validation import check_array, check_choice, check_keep_probability, check_number
 
 VARIANTS = ("slide", "inverted")
@@ -227,12 +228,7 @@ class LatentExplorer:
 
     def set(self, z) -> None:
         """Move the sliders to ``z`` (the first ``dims`` values, clipped to ±limit), then decode once."""
-        z = check_array("z", z, ndim=1)
-        if len(z) not in (self.dims, self.code_size):
-            raise ValueError(f"z must have {self.dims} values (the sliders) or {self.code_size} (the whole code); "
-                             f"got {len(z)}")
-        if not np.all(np.isfinite(z)):
-            raise ValueError(f"z must be finite; got {z.tolist()}")
+        z = _check_code(z, self.dims, self.code_size)
         self._paused = True
         try:
             for slider, value in zip(self.sliders, z):
@@ -246,8 +242,6 @@ class LatentExplorer:
 
     def update(self, _change=None) -> None:
         """Decode the current z, then refresh ``decoded``, ``values``, ``readout`` and ``image``."""
-        from .plots import decode
-
         if self._paused:
             return
         z = self.z
@@ -265,8 +259,6 @@ class LatentExplorer:
         dimension swept from −limit to limit and the others at their current values."""
         from matplotlib.figure import Figure
 
-        from .plots import decode
-
         check_number("steps", steps, low=2, integer=True)
         check_number("size", size, low=0, low_inclusive=False)
         sweep = np.linspace(-self.limit, self.limit, steps)
@@ -276,7 +268,7 @@ class LatentExplorer:
             z = np.tile(self.z, (steps, 1))
             z[:, row] = sweep
             for ax, image, value in zip(axes[row], decode(self.decoder, z), sweep):
-                _show(ax, image)
+                show_image(ax, image)
                 if row == self.dims - 1:
                     ax.set_xlabel(f"{value:.1f}", fontsize=7)
             axes[row][0].set_ylabel(f"z[{row}]", fontsize=8)
@@ -308,7 +300,7 @@ def latent_explorer(decoder, *, code_size: int | None = None, dims: int | None =
 
     Returns a ``LatentExplorer``; it displays as its ``widget`` (as a PNG strip without a widget frontend).
     """
-    code_size = _check_decoder(decoder, code_size)
+    code_size = check_decoder(decoder, code_size)
     if dims is None:
         dims = min(code_size, 8)
     check_number("dims", dims, low=1, high=code_size, integer=True)
@@ -317,11 +309,7 @@ def latent_explorer(decoder, *, code_size: int | None = None, dims: int | None =
     check_number("seed", seed, low=0, integer=True)
     start = np.zeros(code_size)
     if z is not None:
-        z = check_array("z", z, ndim=1)
-        if len(z) not in (dims, code_size):
-            raise ValueError(f"z must have {dims} values (the sliders) or {code_size} (the whole code); got {len(z)}")
-        if not np.all(np.isfinite(z)):
-            raise ValueError(f"z must be finite; got {z.tolist()}")
+        z = _check_code(z, dims, code_size)
         start[:len(z)] = z
         start[:dims] = np.clip(start[:dims], -limit, limit)
     if codes is not None:
@@ -337,10 +325,14 @@ def latent_explorer(decoder, *, code_size: int | None = None, dims: int | None =
     return explorer
 
 
-def _check_decoder(decoder, code_size):
-    from .plots import check_decoder
-
-    return check_decoder(decoder, code_size)
+def _check_code(z, dims: int, code_size: int) -> np.ndarray:
+    """z must be finite, with ``dims`` values (the sliders) or ``code_size`` (the whole code)."""
+    z = check_array("z", z, ndim=1)
+    if len(z) not in (dims, code_size):
+        raise ValueError(f"z must have {dims} values (the sliders) or {code_size} (the whole code); got {len(z)}")
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"z must be finite; got {z.tolist()}")
+    return z
 
 
 def _latent_readout(values: dict, dims: int) -> str:
@@ -351,14 +343,6 @@ def _latent_readout(values: dict, dims: int) -> str:
             f"pixels: mean {values['mean']:.3f}, min {values['min']:.3f}, max {values['max']:.3f}")
 
 
-def _show(ax, image) -> None:
-    if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    else:
-        ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
-    ax.set(xticks=[], yticks=[])
-
-
 def _latent_picture(explorer: LatentExplorer) -> bytes:
     """PNG of the decoded image and, for two or more dimensions, z's position over the prior."""
     from matplotlib.figure import Figure
@@ -367,7 +351,7 @@ def _latent_picture(explorer: LatentExplorer) -> bytes:
     two_d = explorer.code_size >= 2
     fig = Figure(figsize=(6.4 if two_d else 3.2, 3.0), dpi=80)
     axes = fig.subplots(1, 2 if two_d else 1, squeeze=False)[0]
-    _show(axes[0], explorer.decoded)
+    show_image(axes[0], explorer.decoded)
     axes[0].set_title("x = decoder(z)", fontsize=9)
     if two_d:
         ax, limit = axes[1], explorer.limit
