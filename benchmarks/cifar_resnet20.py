@@ -2,6 +2,7 @@
 
     python benchmarks/cifar_resnet20.py [--iterations 64000] [--batch-size 128] [--seed 0]
                                         [--mixed-precision] [--no-xla] [--backend jax] [--synthetic]
+                                        [--no-augment]
 
 The recipe of He et al. 2015 (section 4.2): ResNet-20 with parameter-free shortcuts (option A);
 SGD with momentum 0.9 and weight decay 1e-4, batch 128; learning rate 0.1, divided by 10 at 32k
@@ -14,7 +15,12 @@ Weight decay: the paper's 1e-4 is the λ of a λ·w term in the gradient, that i
 applies to the convolution and classifier kernels, not to BatchNorm's scales and shifts.
 
 Runs on TensorFlow and on JAX without TensorFlow installed (NumPy batches, no tf.data).
-``--synthetic`` trains on random CIFAR-shaped arrays: a smoke test that needs no download.
+``--synthetic`` trains on random CIFAR-shaped arrays (100 batches): a smoke test and a speed test
+that need no download. ``--no-augment`` skips the crops and flips, which run on the CPU one batch
+at a time, so that a fast GPU's speed is the model's and not the input pipeline's.
+
+Besides the whole training time (compilation included) it prints the steady-state time per
+iteration, over the last 80% of the iterations, once the train step is compiled.
 """
 from __future__ import annotations
 
@@ -43,7 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
                         help="the Keras backend (default: $KERAS_BACKEND, else Keras's default)")
     parser.add_argument("--synthetic", action="store_true",
-                        help="random CIFAR-shaped data instead of CIFAR-10 (offline smoke test)")
+                        help="random CIFAR-shaped data instead of CIFAR-10 (offline smoke or speed test)")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="no random crops and flips (speed tests: keeps the CPU out of the timing)")
     args = parser.parse_args(argv)
     if args.iterations < 4:
         parser.error(f"--iterations must be at least 4 (the schedule drops the rate twice); got {args.iterations}")
@@ -54,14 +62,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def load_data(synthetic: bool, seed: int):
-    """Training and test images with the training set's mean image subtracted, and their labels."""
+def load_data(synthetic: bool, seed: int, batch_size: int = 128):
+    """Training and test images with the training set's mean image subtracted, and their labels.
+    Synthetic data has 100 training batches, so that epochs are long enough to time."""
     from course_lib import data
 
     if synthetic:
         rng = np.random.default_rng(seed)
-        x_train, y_train = rng.random((512, 32, 32, 3), np.float32), rng.integers(0, 10, 512)
-        x_test, y_test = rng.random((256, 32, 32, 3), np.float32), rng.integers(0, 10, 256)
+        n_train = 100 * batch_size
+        x_train, y_train = rng.random((n_train, 32, 32, 3), np.float32), rng.integers(0, 10, n_train)
+        x_test, y_test = rng.random((1000, 32, 32, 3), np.float32), rng.integers(0, 10, 1000)
     else:
         split = data.load("cifar10", val_fraction=0.0)  # all 50,000 training images, as the paper
         x_train, y_train, x_test, y_test = split.x_train, split.y_train, split.x_test, split.y_test
@@ -79,6 +89,35 @@ def pad_crop_flip(batch: np.ndarray, rng: np.random.Generator, padding: int = 4)
     steps = rng.choice([1, -1], size=n)  # -1 reads the columns backwards: a mirror image
     return np.stack([padded[i, r:r + height, c:c + width][:, ::s]
                      for i, (r, c, s) in enumerate(zip(rows, cols, steps))])
+
+
+class SteadyStateTimer:
+    """Times the iterations after the first ``warmup`` ones (compilation, first batches), across
+    several ``fit`` calls: ``ms_per_iteration`` = elapsed / iterations timed."""
+
+    def __init__(self, warmup: int):
+        import keras
+
+        timer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                timer.seen += 1
+                if timer.seen == timer.warmup:
+                    timer.started = time.perf_counter()
+
+            def on_train_end(self, logs=None):
+                timer.ended = time.perf_counter()  # fit has fetched its last metrics: the device is done
+
+        self.warmup, self.seen, self.started, self.ended = warmup, 0, None, None
+        self.callback = Callback()
+
+    @property
+    def ms_per_iteration(self) -> float | None:
+        timed = self.seen - self.warmup
+        if self.started is None or self.ended is None or timed < 1:
+            return None
+        return 1000 * (self.ended - self.started) / timed
 
 
 def device_name(kind: str) -> str:
@@ -115,8 +154,9 @@ def main(argv=None) -> int:
 
     runtime = course_lib.setup(seed=args.seed, profile="full", dataset="cifar10",
                                set_precision=args.mixed_precision, verbose=False)
-    x_train, y_train, x_test, y_test = load_data(args.synthetic, args.seed)
-    train = pipelines.pipeline(x_train, y_train, batch_size=args.batch_size, augment=pad_crop_flip,
+    x_train, y_train, x_test, y_test = load_data(args.synthetic, args.seed, args.batch_size)
+    train = pipelines.pipeline(x_train, y_train, batch_size=args.batch_size,
+                               augment=None if args.no_augment else pad_crop_flip,
                                seed=args.seed, drop_remainder=True)
     model = cifar_resnet(20, shortcut="zeros", classifier_activation=None,
                          kernel_regularizer=keras.regularizers.L2(WEIGHT_DECAY / 2))
@@ -128,11 +168,13 @@ def main(argv=None) -> int:
 
     # The paper counts iterations, not epochs: whole passes over the data, then part of one more.
     passes, remainder = divmod(args.iterations, len(train))
+    timer = SteadyStateTimer(warmup=max(1, args.iterations // 5))
     fit_started = time.perf_counter()
     if passes:
-        model.fit(train, epochs=passes, verbose=2)
+        model.fit(train, epochs=passes, verbose=2, callbacks=[timer.callback])
     if remainder:
-        model.fit(train, initial_epoch=passes, epochs=passes + 1, steps_per_epoch=remainder, verbose=2)
+        model.fit(train, initial_epoch=passes, epochs=passes + 1, steps_per_epoch=remainder, verbose=2,
+                  callbacks=[timer.callback])
     train_seconds = time.perf_counter() - fit_started
     applied = int(model.optimizer.iterations)  # steps skipped by mixed precision's loss scaling do not count
     test_error = 100 * (1 - training.accuracy(model, x_test, y_test, batch_size=1000))
@@ -145,10 +187,13 @@ def main(argv=None) -> int:
           f"(He et al. 2015: {PAPER_TEST_ERROR}%)")
     print(f"training time  {train_seconds:.1f} s ({1000 * train_seconds / args.iterations:.1f} ms per iteration, "
           "compilation included)")
+    if timer.ms_per_iteration is not None:
+        print(f"steady state   {timer.ms_per_iteration:.2f} ms per iteration (the last "
+              f"{timer.seen - timer.warmup:,} iterations, after compilation)")
     print(f"wall time      {time.perf_counter() - started:.1f} s")
     print(f"device         {device_name(runtime.accelerator)} ({runtime.accelerator}); "
           f"backend {runtime.backend}, precision {keras.config.dtype_policy().name}, "
-          f"XLA {'off' if args.no_xla else 'auto'}")
+          f"XLA {'off' if args.no_xla else 'auto'}, augmentation {'off' if args.no_augment else 'on'}")
     return 0
 
 

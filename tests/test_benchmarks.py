@@ -43,7 +43,7 @@ def test_resnet20_help(root):
     run = run_resnet20(root, "--help")
     assert run.returncode == 0
     for option in ("--iterations", "--batch-size", "--seed", "--mixed-precision", "--no-xla", "--backend",
-                   "--synthetic"):
+                   "--synthetic", "--no-augment"):
         assert option in run.stdout
 
 
@@ -78,10 +78,23 @@ def test_resnet20_runs_and_reports(root):
     run = run_resnet20(root, "--synthetic", "--iterations", "4", "--batch-size", "16", "--no-xla")
     assert run.returncode == 0, run.stderr[-3000:]
     report = run.stdout
-    assert "4 iterations of batch 16" in report, report  # stopped mid-epoch (32 batches), as asked
-    assert re.search(r"test error +\d+\.\d\d% on 256 test images +\(He et al\. 2015: 8\.75%\)", report), report
+    assert "4 iterations of batch 16" in report, report  # stopped mid-epoch (100 batches), as asked
+    assert re.search(r"test error +\d+\.\d\d% on 1,000 test images +\(He et al\. 2015: 8\.75%\)", report), report
+    assert re.search(r"steady state +\d+\.\d\d ms per iteration \(the last 3 iterations", report), report
     assert re.search(r"wall time +\d+\.\d s", report), report
-    assert re.search(r"device +\S.*backend (tensorflow|jax), precision float32, XLA off", report), report
+    assert re.search(r"device +\S.*backend (tensorflow|jax), precision float32, XLA off, augmentation on",
+                     report), report
+
+
+def test_steady_state_timer_skips_the_warmup_iterations(resnet20, monkeypatch):
+    clock = iter([10.0, 10.5])  # the end of iteration 2, then the end of training
+    monkeypatch.setattr(resnet20.time, "perf_counter", lambda: next(clock))
+    timer = resnet20.SteadyStateTimer(warmup=2)
+    assert timer.ms_per_iteration is None
+    for batch in range(6):
+        timer.callback.on_train_batch_end(batch)
+    timer.callback.on_train_end()
+    assert timer.ms_per_iteration == pytest.approx(1000 * 0.5 / 4)
 
 
 @pytest.fixture
@@ -119,12 +132,17 @@ def test_gpu_notebooks_speedups_are_ratios_to_float32_without_xla(gpu_notebooks,
                     ("--mixed-precision",): 10.0}
 
     def fake_run(command, **kwargs):
+        assert "--no-augment" in command and "--synthetic" in command
         options = tuple(option for option in command if option in ("--no-xla", "--mixed-precision"))
-        return subprocess.CompletedProcess(command, 0, f"training time  9.9 s ({milliseconds[options]} ms per "
-                                                       "iteration, compilation included)\n", "")
+        # The whole time includes compilation; the steady-state time is the one compared.
+        return subprocess.CompletedProcess(command, 0, "training time  9.9 s (99.0 ms per iteration, compilation "
+                                           f"included)\nsteady state   {milliseconds[options]} ms per iteration\n", "")
 
     monkeypatch.setattr(gpu_notebooks.subprocess, "run", fake_run)
-    rows = gpu_notebooks.run_speedups(gpu_notebooks.parse_args(["--speedup-iterations", "8", "--synthetic"]))
+    saved = []
+    rows = gpu_notebooks.run_speedups(gpu_notebooks.parse_args(["--speedup-iterations", "8", "--synthetic"]),
+                                      lambda **parts: saved.append(len(parts["speedups"])))
+    assert saved == [0, 1, 2, 3, 4], "the report is saved after every arm"
     assert [(row["arm"], row["speedup"]) for row in rows] == [
         ("float32, no XLA", 1.0), ("float32, XLA", 2.0), ("mixed precision, no XLA", 1.6),
         ("mixed precision, XLA", 4.0)]
