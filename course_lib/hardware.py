@@ -12,6 +12,7 @@ Nothing here imports TensorFlow or JAX until it is asked to.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -388,3 +389,29 @@ def jax_x64():
     from jax.experimental import enable_x64  # older JAX
 
     return enable_x64()
+
+
+@contextlib.contextmanager
+def full_float32_matmuls():
+    """A context in which float32 matrix products and convolutions run in true float32.
+
+    By default NVIDIA GPUs since Ampere (A100, H100, H200) compute float32 products on tensor
+    cores in TensorFloat-32: each input is rounded to a 10-bit mantissa, a relative error of
+    up to 2^-11 ≈ 4.9e-4 per factor instead of float32's 2^-24 ≈ 6e-8 (TPUs do the same with
+    bfloat16). Training does not mind; a gradient check does. Inside this context JAX uses
+    ``jax.default_matmul_precision("highest")`` and TensorFlow has TF32 turned off; both are
+    restored on exit. On a CPU nothing changes: it has no TF32.
+    """
+    installed = frameworks()
+    with contextlib.ExitStack() as stack:
+        if installed["jax"] is not None:
+            import jax
+
+            stack.enter_context(jax.default_matmul_precision("highest"))
+        if installed["tensorflow"] is not None:
+            import tensorflow as tf
+
+            was_enabled = tf.config.experimental.tensor_float_32_execution_enabled()
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+            stack.callback(tf.config.experimental.enable_tensor_float_32_execution, was_enabled)
+        yield

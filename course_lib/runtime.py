@@ -33,6 +33,8 @@ from .validation import check_choice, check_number
 
 PROFILES = ("ci", "cpu", "full")
 PROFILE_VARIABLE = "COURSE_PROFILE"
+PRECISION_VARIABLE = "COURSE_PRECISION"
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 BACKEND_VARIABLE = "KERAS_BACKEND"
 BACKENDS = ("tensorflow", "jax", "torch", "numpy")
 # How Colab and Cloud TPU VMs announce a TPU, without importing anything heavy.
@@ -150,8 +152,17 @@ def accelerator(device_list: list[str] | None = None) -> str:
 
 
 def precision_policy(kind: str) -> str:
-    """The Keras dtype policy for a device kind: mixed float16 on GPU, mixed bfloat16 on TPU."""
+    """The Keras dtype policy for a device kind: mixed float16 on GPU, mixed bfloat16 on TPU.
+
+    ``$COURSE_PRECISION`` overrides it, e.g. to run a notebook on a CPU under the GPU's
+    ``mixed_float16`` and catch what half precision breaks before a GPU does."""
     check_choice("kind", kind, ("cpu", "gpu", "tpu"))
+    chosen = os.environ.get(PRECISION_VARIABLE, "").strip()
+    if chosen:
+        if chosen not in POLICIES:
+            raise ValueError(f"{PRECISION_VARIABLE}={chosen!r} is not a precision policy; "
+                             f"expected one of {', '.join(POLICIES)}")
+        return chosen
     return {"cpu": "float32", "gpu": "mixed_float16", "tpu": "mixed_bfloat16"}[kind]
 
 
@@ -235,7 +246,8 @@ class Runtime:
         rows = [
             ("backend", f"{self.backend} (Keras {self.versions.get('keras', '?')})"),
             ("devices", ", ".join(self.devices)),
-            ("precision", self.precision),
+            ("precision", self.precision + (f" (from {PRECISION_VARIABLE})"
+                                             if os.environ.get(PRECISION_VARIABLE, "").strip() else "")),
             ("training", {"single": "one device",
                           "data_parallel": f"data parallel over {len(self.devices)} devices (keras.distribution)",
                           "mirrored": "MirroredStrategy over the GPUs"}[self.distribution]

@@ -170,6 +170,27 @@ def test_frameworks_and_import_framework(monkeypatch, capsys):
         hardware.import_framework("theano")
 
 
+def test_full_float32_matmuls_turns_tf32_off_inside_only():
+    installed = hardware.frameworks()
+    if installed["jax"] is not None:
+        import jax
+
+        before = jax.config.jax_default_matmul_precision
+    if installed["tensorflow"] is not None:
+        import tensorflow as tf
+
+        assert tf.config.experimental.tensor_float_32_execution_enabled(), "TensorFlow's default"
+    with hardware.full_float32_matmuls():
+        if installed["jax"] is not None:
+            assert jax.config.jax_default_matmul_precision == "highest"
+        if installed["tensorflow"] is not None:
+            assert not tf.config.experimental.tensor_float_32_execution_enabled()
+    if installed["jax"] is not None:
+        assert jax.config.jax_default_matmul_precision == before
+    if installed["tensorflow"] is not None:
+        assert tf.config.experimental.tensor_float_32_execution_enabled(), "restored on exit"
+
+
 def test_jax_x64_gives_float64_inside_only():
     jnp = pytest.importorskip("jax.numpy")
     with hardware.jax_x64():

@@ -33,7 +33,8 @@ def test_profile_follows_the_device_without_override(monkeypatch):
     assert runtime.resolve_profile("ci", kind="gpu").name == "ci"
 
 
-def test_accelerator_and_precision():
+def test_accelerator_and_precision(monkeypatch):
+    monkeypatch.delenv("COURSE_PRECISION", raising=False)
     assert runtime.accelerator(["cpu:0"]) == "cpu"
     assert runtime.accelerator(["cpu:0", "gpu:0"]) == "gpu"
     assert runtime.accelerator(["cpu:0", "tpu:0", "tpu:1"]) == "tpu"
@@ -42,6 +43,14 @@ def test_accelerator_and_precision():
     assert runtime.precision_policy("tpu") == "mixed_bfloat16"
     with pytest.raises(ValueError, match="kind must be one of"):
         runtime.precision_policy("npu")
+
+
+def test_course_precision_overrides_the_devices_policy(monkeypatch):
+    monkeypatch.setenv("COURSE_PRECISION", "mixed_float16")
+    assert runtime.precision_policy("cpu") == "mixed_float16"
+    monkeypatch.setenv("COURSE_PRECISION", "float16")
+    with pytest.raises(ValueError, match=r"COURSE_PRECISION='float16'.*mixed_float16"):
+        runtime.precision_policy("cpu")
 
 
 def test_devices_on_this_machine():
