@@ -1,0 +1,278 @@
+"""A sandbox for student code during grading: bubblewrap around the grading kernel.
+
+Each grading kernel runs inside ``bwrap`` (Debian package ``bubblewrap``) with
+
+- no network: every namespace unshared, so only a private loopback exists; the grader talks
+  to the kernel over Unix (IPC) sockets in a private folder bound into the sandbox;
+- a file system that holds only what a kernel needs: the system (``/usr``, ``/etc`` ...),
+  Python's install and site-packages, the ``course_lib`` package and the Keras and course
+  data caches, all read-only; the submission's own folder, read-write; a private ``/tmp``.
+  Nothing else exists inside, so the course's ``source/``, ``gradebook.db``, other students'
+  folders and the home directory cannot be read; ``hidden`` paths are masked even inside a
+  readable folder;
+- a memory limit (``prlimit --data``: a bigger allocation fails with ``MemoryError``) and a
+  wall-clock limit on the kernel's whole life (``timeout --signal=KILL``).
+
+nbgrader selects it through a kernel spec: :func:`write_kernel_spec` writes one whose
+``metadata.kernel_provisioner`` names :class:`SandboxProvisioner` (registered under the
+entry point ``course-sandbox``), then ``nbgrader autograde --Execute.kernel_name=course-sandbox``
+with that folder on ``JUPYTER_PATH``. Where bwrap is missing or cannot run, kernels still run
+(with the same limits), and :func:`warn_unsandboxed` says so loudly on stderr;
+``COURSE_REQUIRE_SANDBOX=1`` makes that an error instead.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+from jupyter_client.provisioning import KernelProvisionerFactory, LocalProvisioner
+from traitlets import Integer, List, Unicode
+
+KERNEL_NAME = "course-sandbox"
+REQUIRE_VARIABLE = "COURSE_REQUIRE_SANDBOX"
+DEFAULT_MEMORY_MB = 4096
+DEFAULT_TIME_LIMIT_S = 1200
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+ALWAYS_HIDDEN = ("/etc/shadow", "/etc/gshadow")
+# Environment variables that look like credentials never reach student code.
+SECRET_VARIABLE = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_KEY|AUTH",
+                             re.IGNORECASE)
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox was required (``COURSE_REQUIRE_SANDBOX=1``) but cannot run here."""
+
+
+def _bwrap_probe() -> str | None:
+    """Run ``true`` in the real sandbox once; None when it works, else why not."""
+    if not shutil.which("bwrap"):
+        return "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    with tempfile.TemporaryDirectory(prefix="course-sandbox-probe-") as work:
+        command = sandbox_command(["true"], work_dir=work, memory_mb=None, time_limit_s=30,
+                                  use_bwrap=True)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"bwrap could not start a sandbox here: {error}"
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        return f"bwrap cannot create a sandbox here: {detail[-1] if detail else done.returncode}"
+    return None
+
+
+@functools.cache
+def bwrap_available() -> str | None:
+    """None when bubblewrap can sandbox a process on this machine, else the reason it cannot.
+
+    The answer comes from a real probe run (namespaces may be refused inside containers),
+    made once per process.
+    """
+    return _bwrap_probe()
+
+
+def sandbox_status() -> dict:
+    """What a grading report should say: ``{"sandboxed": bool, "reason": str | None}``."""
+    reason = bwrap_available()
+    return {"sandboxed": reason is None, "reason": reason}
+
+
+_warned = False
+
+
+def warn_unsandboxed(stream=None) -> str | None:
+    """Print a loud warning (once per process) when student code would run unsandboxed.
+
+    Raises :class:`SandboxUnavailable` instead when ``COURSE_REQUIRE_SANDBOX=1``.
+    Returns the reason, or None when the sandbox works.
+    """
+    global _warned
+    reason = bwrap_available()
+    if reason is None:
+        return None
+    if os.environ.get(REQUIRE_VARIABLE) == "1":
+        raise SandboxUnavailable(f"{REQUIRE_VARIABLE}=1 but the grading sandbox is unavailable: "
+                                 f"{reason}")
+    if not _warned:
+        _warned = True
+        print(f"WARNING: UNSANDBOXED GRADING. {reason}. Student code runs with the grader's "
+              "permissions: it can use the network and read every file the grader can "
+              "(only the memory and time limits apply).", file=stream or sys.stderr, flush=True)
+    return reason
+
+
+def _under(path: str, folders) -> bool:
+    """Whether ``path`` is one of ``folders`` or inside one of them."""
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def default_readable() -> list[str]:
+    """What a kernel must read: Python's install and site-packages, ``course_lib`` and the caches.
+
+    Keras's cache (``$KERAS_HOME``, default ``~/.keras``) and the course cache
+    (``$COURSE_CACHE``, default ``~/.cache/course_lib``) are read-only inside, so fill them
+    before grading (run the release notebooks once); nothing can be downloaded inside.
+    """
+    import course_lib
+    from course_lib.data import cache_dir
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+             str(Path(course_lib.__file__).resolve().parent), str(cache_dir()),
+             os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras")}
+    paths.update(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        paths.add(site.getusersitepackages())
+    return sorted(os.path.abspath(p) for p in paths if os.path.exists(p))
+
+
+def _kernel_environment(home: str) -> dict[str, str]:
+    """Variables set inside the sandbox: a private writable home, the caches where they are.
+
+    ``JPY_PARENT_PID=1`` turns off ipykernel's parent poller: in the sandbox's own process
+    namespace the kernel's parent is pid 1, which the poller takes for a dead parent
+    (``--die-with-parent`` does its job instead).
+    """
+    from course_lib.data import CACHE_VARIABLE, cache_dir
+
+    return {"JPY_PARENT_PID": "1", "HOME": home, "TMPDIR": "/tmp",
+            "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
+            "KERAS_HOME": os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"),
+            CACHE_VARIABLE: str(cache_dir())}
+
+
+def sandbox_command(argv: list[str], *, work_dir: str, readable=(), writable=(), hidden=(),
+                    memory_mb: int | None = DEFAULT_MEMORY_MB,
+                    time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+                    use_bwrap: bool | None = None) -> list[str]:
+    """The command line that runs ``argv`` sandboxed in ``work_dir`` (its cwd, read-write).
+
+    ``readable``: extra paths bound read-only at the same place (besides the system and
+    :func:`default_readable`); ``writable``: extra paths bound read-write; ``hidden``: paths
+    masked (an empty folder or an empty file) where they would otherwise be visible.
+    ``memory_mb`` limits the data segment (heap and anonymous memory) of every process;
+    ``time_limit_s`` kills the whole sandbox after that many seconds. ``use_bwrap`` None
+    means: where :func:`bwrap_available`; without bwrap only the two limits apply.
+    """
+    limits, command = [], []  # prlimit (util-linux) and timeout (coreutils) are on every Linux
+    if memory_mb and shutil.which("prlimit"):
+        limits = ["prlimit", f"--data={memory_mb << 20}", f"--fsize={memory_mb << 20}", "--"]
+    if time_limit_s and shutil.which("timeout"):
+        command = ["timeout", "--signal=KILL", f"{time_limit_s}s"]
+    if use_bwrap is None:
+        use_bwrap = bwrap_available() is None
+    if not use_bwrap:
+        return command + limits + list(argv)
+
+    work_dir = os.path.abspath(work_dir)
+    home = "/tmp/home"
+    size = str((memory_mb or DEFAULT_MEMORY_MB) << 20)
+    command += ["bwrap", "--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
+                "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--proc", "/proc"]
+    for path in SYSTEM_PATHS:  # /bin -> usr/bin and friends stay symlinks
+        if os.path.islink(path):
+            command += ["--symlink", os.readlink(path), path]
+        elif os.path.exists(path):
+            command += ["--ro-bind", path, path]
+    command += ["--size", size, "--tmpfs", "/tmp", "--dir", home]
+    # Parents before children, so a read-write folder inside a read-only one stays writable.
+    binds = [(os.path.abspath(p), "--ro-bind") for p in [*default_readable(), *readable]]
+    binds += [(os.path.abspath(p), "--bind") for p in [*writable, work_dir]]
+    for path, flag in sorted(dict(binds).items(), key=lambda item: item[0].count("/")):
+        if os.path.exists(path):
+            command += [flag, path, path]
+    bound = [*SYSTEM_PATHS, *(path for path, _ in binds)]
+    for path in map(os.path.abspath, [*ALWAYS_HIDDEN, *hidden]):
+        if os.path.exists(path) and _under(path, bound):
+            command += (["--tmpfs", path] if os.path.isdir(path)
+                        else ["--ro-bind", "/dev/null", path])
+    for name, value in _kernel_environment(home).items():
+        command += ["--setenv", name, value]
+    command += ["--remount-ro", "/", "--chdir", work_dir, "--"]
+    return command + limits + list(argv)
+
+
+class SandboxProvisioner(LocalProvisioner):
+    """A kernel provisioner that starts the kernel inside :func:`sandbox_command`.
+
+    It switches the kernel to IPC transport with its connection file and sockets in a fresh
+    private folder (bound into the sandbox), and runs the kernel in its ``cwd`` (for nbgrader,
+    the submission's ``autograded/STUDENT/ASSIGNMENT`` folder). Configured from the kernel
+    spec's ``metadata.kernel_provisioner.config`` (see :func:`write_kernel_spec`).
+    """
+
+    memory_mb = Integer(DEFAULT_MEMORY_MB, config=True, help="Memory limit per kernel (MiB).")
+    time_limit_s = Integer(DEFAULT_TIME_LIMIT_S, config=True,
+                           help="Wall-clock limit per kernel (seconds); it is then killed.")
+    readable = List(Unicode(), config=True, help="Extra paths readable inside.")
+    hidden = List(Unicode(), config=True, help="Paths masked inside.")
+    ipc_dir = Unicode("", help="Private folder of the connection file and IPC sockets.")
+
+    async def pre_launch(self, **kwargs):
+        """Put the connection file and IPC sockets in a private folder, before ports are chosen."""
+        warn_unsandboxed()
+        if not self.ipc_dir:
+            self.ipc_dir = tempfile.mkdtemp(prefix="course-kernel-")
+        km = self.parent
+        km.transport = "ipc"
+        km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
+        km.ip = os.path.join(self.ipc_dir, "kernel-ipc")
+        return await super().pre_launch(**kwargs)
+
+    async def launch_kernel(self, cmd, **kwargs):
+        """Launch ``cmd`` wrapped in the sandbox, without credentials in its environment."""
+        work_dir = os.path.abspath(kwargs.get("cwd") or os.getcwd())
+        env = kwargs.get("env")
+        if env is not None:
+            kwargs["env"] = {k: v for k, v in env.items() if not SECRET_VARIABLE.search(k)}
+        cmd = sandbox_command(cmd, work_dir=work_dir, readable=self.readable,
+                              writable=[self.ipc_dir], hidden=self.hidden,
+                              memory_mb=self.memory_mb, time_limit_s=self.time_limit_s)
+        self.log.debug("Sandboxed kernel command: %s", cmd)
+        return await super().launch_kernel(cmd, **kwargs)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """Remove the private folder once the kernel is gone for good."""
+        await super().cleanup(restart=restart)
+        if not restart and self.ipc_dir:
+            shutil.rmtree(self.ipc_dir, ignore_errors=True)
+            self.ipc_dir = ""
+
+
+# Also register the provisioner in this process, in case a stale copy of the package's
+# metadata (an old *.egg-info in the working folder) hides the entry point.
+KernelProvisionerFactory.provisioners.setdefault(KERNEL_NAME, EntryPoint(
+    KERNEL_NAME, f"{__name__}:SandboxProvisioner", KernelProvisionerFactory.GROUP_NAME))
+
+
+def write_kernel_spec(jupyter_dir, *, memory_mb: int = DEFAULT_MEMORY_MB,
+                      time_limit_s: int = DEFAULT_TIME_LIMIT_S, readable=(), hidden=(),
+                      python: str | None = None) -> Path:
+    """Write the ``course-sandbox`` kernel spec under ``jupyter_dir/kernels/``; return its folder.
+
+    Put ``jupyter_dir`` first on ``JUPYTER_PATH`` and select the kernel with
+    ``--Execute.kernel_name=course-sandbox`` (nbgrader) or ``kernel_name="course-sandbox"``.
+    """
+    spec_dir = Path(jupyter_dir) / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    config = {"memory_mb": memory_mb, "time_limit_s": time_limit_s,
+              "readable": [str(p) for p in readable], "hidden": [str(p) for p in hidden]}
+    spec = {
+        "argv": [python or sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (grading sandbox)",
+        "language": "python",
+        "interrupt_mode": "message",  # a SIGINT to the process group would kill bwrap
+        "metadata": {"debugger": False, "kernel_provisioner": {
+            "provisioner_name": KERNEL_NAME, "config": config}},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+    return spec_dir

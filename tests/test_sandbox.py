@@ -1,0 +1,171 @@
+"""The grading sandbox (course_lib.grading.sandbox): real kernels started through the
+``course-sandbox`` kernel spec, as nbgrader starts them.
+
+Tests that need bubblewrap skip where it is missing or cannot run, and fail instead when
+COURSE_REQUIRE_SANDBOX=1 (CI installs it).
+"""
+import os
+import socket
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from course_lib.grading import sandbox
+
+MEMORY_MB = 2048
+
+
+@pytest.fixture
+def bwrap():
+    """Skip (or fail, with COURSE_REQUIRE_SANDBOX=1) where bubblewrap cannot sandbox."""
+    reason = sandbox.bwrap_available()
+    if reason and os.environ.get(sandbox.REQUIRE_VARIABLE) == "1":
+        pytest.fail(f"{sandbox.REQUIRE_VARIABLE}=1 but {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def course(tmp_path):
+    """A course folder: source, gradebook, two students' submissions; alice is being graded."""
+    root = tmp_path / "course"
+    for path, text in {"source/ps1/ps1.ipynb": "hidden tests", "gradebook.db": "grades",
+                       "submitted/bob/ps1/ps1.ipynb": "bob's answers",
+                       "autograded/bob/ps1/ps1.ipynb": "bob's graded answers",
+                       "autograded/alice/ps1/data.txt": "alice's data"}.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return root
+
+
+def run_cells(tmp_path, monkeypatch, work_dir, cells, *, timeout=120, **spec):
+    """Execute ``cells`` in a kernel of a fresh ``course-sandbox`` spec; return the outputs' text."""
+    jupyter_dir = sandbox.write_kernel_spec(tmp_path / "jupyter", **spec).parent.parent
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_dir))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = NotebookClient(nb, kernel_name=sandbox.KERNEL_NAME, timeout=timeout,
+                            interrupt_on_timeout=True,  # as nbgrader's Execute does
+                            allow_errors=True, resources={"metadata": {"path": str(work_dir)}})
+    client.execute()
+    return ["".join(o.get("text", "") + o.get("ename", "") + o.get("evalue", "")
+                    for o in cell.outputs) for cell in nb.cells]
+
+
+def test_kernel_runs_code_but_sees_only_its_own_folder(bwrap, course, tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    (shared / "masked").mkdir(parents=True)
+    (shared / "masked" / "answers.txt").write_text("secret")
+    (shared / "secret.txt").write_text("secret")
+    (shared / "notes.txt").write_text("readable")
+    work = course / "autograded" / "alice" / "ps1"
+    monkeypatch.setenv("GITHUB_TOKEN", "not-for-students")
+    outputs = run_cells(tmp_path, monkeypatch, work, [
+        "import os; print(6 * 7, os.getcwd())",
+        "print(open('data.txt').read()); open('out.txt', 'w').write('ok')",
+        "import course_lib, numpy; print('imports ok')",
+        *(f"open({str(p)!r}).read()" for p in [
+            course / "source/ps1/ps1.ipynb", course / "gradebook.db",
+            course / "submitted/bob/ps1/ps1.ipynb", course / "autograded/bob/ps1/ps1.ipynb",
+            os.path.expanduser("~/.bashrc"), shared / "secret.txt",
+            shared / "masked/answers.txt"]),
+        f"print(open({str(shared / 'notes.txt')!r}).read())",
+        "print(os.environ.get('GITHUB_TOKEN'))",
+    ], readable=[shared], hidden=[shared / "secret.txt", shared / "masked"])
+    assert outputs[0] == f"42 {work}\n"
+    assert outputs[1] == "alice's data\n" and (work / "out.txt").read_text() == "ok"
+    assert outputs[2] == "imports ok\n"
+    for denied in outputs[3:10]:
+        assert denied.startswith(("FileNotFoundError", "PermissionError")), outputs
+    assert outputs[10] == "readable\n"
+    assert outputs[11] == "None\n"
+
+
+def test_kernel_has_no_network(bwrap, tmp_path, monkeypatch):
+    try:  # pypi.org's address, resolved outside the sandbox
+        address = socket.getaddrinfo("pypi.org", 443, socket.AF_INET)[0][4][0]
+    except OSError:
+        address = "8.8.8.8"
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    try:
+        outputs = run_cells(tmp_path, monkeypatch, tmp_path, [
+            f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5)",
+            "socket.create_connection(('pypi.org', 443), timeout=5)",
+            f"socket.create_connection(({address!r}, 443), timeout=5)",
+        ])
+    finally:
+        listener.close()
+    assert outputs[0].startswith("ConnectionRefusedError"), outputs
+    assert outputs[1].startswith("gaierror"), outputs
+    assert outputs[2].startswith("OSError") and "unreachable" in outputs[2], outputs
+
+
+def test_big_allocation_fails_and_the_kernel_goes_on(bwrap, tmp_path, monkeypatch):
+    outputs = run_cells(tmp_path, monkeypatch, tmp_path, [
+        f"big = bytearray({2 * MEMORY_MB} * 2**20)",
+        "import numpy; big = numpy.ones(2**30)",  # 8 GiB
+        "small = bytearray(100 * 2**20); print('still alive')",
+    ], memory_mb=MEMORY_MB)
+    assert outputs[0].startswith("MemoryError"), outputs
+    assert "MemoryError" in outputs[1], outputs  # numpy's _ArrayMemoryError
+    assert outputs[2] == "still alive\n"
+
+
+def test_cell_timeout_interrupts_the_cell_not_the_kernel(bwrap, tmp_path, monkeypatch):
+    """nbgrader interrupts a cell past Execute.timeout; the later cells must still run."""
+    outputs = run_cells(tmp_path, monkeypatch, tmp_path,
+                        ["while True: pass", "print('next cell')"], timeout=5)
+    assert outputs == ["KeyboardInterrupt", "next cell\n"]
+
+
+def test_wall_clock_limit_kills_an_infinite_loop(bwrap, tmp_path, monkeypatch):
+    start = time.monotonic()
+    with pytest.raises(DeadKernelError):
+        run_cells(tmp_path, monkeypatch, tmp_path, ["while True: pass"],
+                  time_limit_s=15, timeout=300)
+    assert time.monotonic() - start < 90
+    assert not processes_mentioning(str(tmp_path)), "the sandbox outlived its time limit"
+
+
+def processes_mentioning(text):
+    """The ids of running processes whose command line contains ``text``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:  # it ended meanwhile
+            pass
+    return found
+
+
+def test_without_bwrap_grading_runs_unsandboxed_and_says_so(tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(sandbox, "bwrap_available", lambda: "bwrap is not installed")
+    monkeypatch.setattr(sandbox, "_warned", False)
+    monkeypatch.delenv(sandbox.REQUIRE_VARIABLE, raising=False)
+    assert sandbox.sandbox_status() == {"sandboxed": False, "reason": "bwrap is not installed"}
+    command = sandbox.sandbox_command(["python"], work_dir=str(tmp_path), memory_mb=100,
+                                      time_limit_s=9)
+    assert command == ["timeout", "--signal=KILL", "9s", "prlimit", f"--data={100 << 20}",
+                       f"--fsize={100 << 20}", "--", "python"]
+    outputs = run_cells(tmp_path, monkeypatch, tmp_path, ["print(6 * 7)"])
+    assert outputs == ["42\n"]
+    assert "WARNING: UNSANDBOXED GRADING. bwrap is not installed" in capfd.readouterr().err
+
+    monkeypatch.setenv(sandbox.REQUIRE_VARIABLE, "1")
+    with pytest.raises(sandbox.SandboxUnavailable, match="bwrap is not installed"):
+        sandbox.warn_unsandboxed()
+
+
+def test_probe_reports_a_missing_or_refused_bwrap(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert "not installed" in sandbox._bwrap_probe()
+    fake = tmp_path / "bwrap"  # as in a container that refuses namespaces
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    assert sandbox._bwrap_probe() == (
+        "bwrap cannot create a sandbox here: bwrap: No permissions to create new namespace")
