@@ -1,9 +1,11 @@
-"""The ``course`` command: doctor, run, release, verify, explain, lab and test.
+"""The ``course`` command: doctor, run, release, verify, grade, explain, lab and test.
 
     course doctor                 what this machine offers the course
     course run [NOTEBOOK ...]     execute lecture notebooks headless, with a time table
     course release [PS ...]       regenerate release/ from source/ with nbgrader
     course verify [PS ...]        prove each assignment's tests (solution, blank, mutants)
+    course grade PS --submissions DIR_OR_ZIP [--jobs N]
+                                  collect, autograde, give feedback and export a class's grades
     course explain MODEL          per-layer shapes, parameters, memory and operations
     course lab                    start JupyterLab on the course
     course test [PYTEST ARGS]     every test on TensorFlow, then course_lib and notebooks on JAX
@@ -153,6 +155,23 @@ def verify(args) -> int:
     return 0 if ok else 1
 
 
+def grade(args) -> int:
+    from .grading.grade import grade as autograde
+    from .grading.pipeline import GradingError
+
+    root = _root()
+    if args.profile:
+        os.environ["COURSE_PROFILE"] = args.profile
+    try:
+        report = autograde(args.assignment, Path(args.submissions), root, jobs=args.jobs,
+                           csv=args.csv, pattern=args.pattern)
+    except GradingError as error:
+        print(f"course grade: {error}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
 # --- explain -------------------------------------------------------------------------------
 
 def _input_shape(text: str) -> tuple[int, ...]:
@@ -163,6 +182,16 @@ def _input_shape(text: str) -> tuple[int, ...]:
     if len(shape) != 3 or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH,CHANNELS such as 32,32,3; got {text!r}")
     return shape
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more; got {text!r}")
+    return value
 
 
 def explain(args) -> int:
@@ -262,6 +291,21 @@ def main(argv=None) -> int:
     p.add_argument("--profile", choices=("ci", "cpu", "full"))
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
     p.set_defaults(handler=verify)
+
+    from .grading.grade import LMS_PATTERN
+
+    p = commands.add_parser("grade", help="collect submissions, autograde them in parallel, generate feedback, "
+                                          "export a CSV of grades")
+    p.add_argument("assignment", help="the assignment, e.g. ps1_regularization")
+    p.add_argument("--submissions", required=True,
+                   help="a folder of STUDENT/PS/*.ipynb (or STUDENT/*.ipynb), or an LMS zip")
+    p.add_argument("--jobs", type=_positive, default=1, help="submissions executed at once (default 1)")
+    p.add_argument("--csv", type=Path, help="where to write the grades (default grades/PS.csv)")
+    p.add_argument("--pattern", default=LMS_PATTERN,
+                   help="regular expression for the file names in an LMS zip, with the groups "
+                        "(?P<student_id>...) and (?P<file_id>...) (default: Canvas's naming)")
+    p.add_argument("--profile", choices=("ci", "cpu", "full"))
+    p.set_defaults(handler=grade)
 
     from .models import ARCHITECTURES
 

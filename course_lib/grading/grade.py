@@ -1,0 +1,442 @@
+"""``course grade``: collect a class's submissions, autograde them in parallel, give feedback.
+
+The course keeps nbgrader's own layout and gradebook (``submitted/``, ``autograded/``,
+``feedback/``, ``gradebook.db``), so the formgrader works on the result as usual.
+
+1. **Collect.** Submissions come from a folder laid out ``STUDENT/PS/*.ipynb`` (or
+   ``STUDENT/*.ipynb``), or from an LMS zip, which nbgrader's own ``zip_collect`` unpacks
+   with its ``FileNameCollectorPlugin`` and the file-name pattern ``pattern`` (default
+   ``LMS_PATTERN``, Canvas's ``name_STUDENTID_SUBMISSIONID_NOTEBOOK.ipynb``). They are
+   copied to ``submitted/STUDENT/PS``; a different submission already there is moved to
+   ``backup/submitted-<time>/STUDENT/PS`` first, never overwritten.
+2. **Execute in parallel.** Running the students' code is what costs time. It runs in
+   ``jobs`` scratch copies of the course (its ``nbgrader_config.py``, ``source/PS`` and a copy
+   of ``gradebook.db``), each served by one worker process (``worker.py``) that imports
+   nbgrader once and autogrades, with nbgrader's own ``Autograde`` converter, the next student
+   from a common queue; with several jobs each kernel gets one thread, so the kernels do not
+   fight over the cores. A submission that fails (dead kernel, a notebook nbgrader cannot
+   convert) fails in its own worker only and leaves the others alone.
+3. **Store the grades with nbgrader's own code.** The executed notebooks are replayed
+   through nbgrader's ``Autograde`` in the real course with execution and output clearing
+   disabled (``Execute.enabled = False``, ``ClearOutput.enabled = False``, which nbgrader
+   honours: its preprocessors are nbconvert ``Preprocessor``s, skipped when not ``enabled``),
+   reading from a temporary submitted directory. So nbgrader's ``SaveAutoGrades`` writes the
+   scores (keeping any manual score, as nbgrader always does), ``autograded/`` holds the
+   notebooks the formgrader shows, and the students' files in ``submitted/`` stay untouched.
+   Writing grades through the ``Gradebook`` API by hand was the alternative; the replay
+   keeps nbgrader's rules (late penalties, missing notebooks scored 0, "needs manual grade")
+   without copying them. nbgrader runs in-process here (``worker.run``, as its formgrader
+   does), which saves the seconds a new Python needs to import it for each step.
+4. **Report.** nbgrader's ``GenerateFeedback`` and its CSV export (``grades/PS.csv`` by
+   default; an existing file is kept under a dated name), then a summary: graded with
+   scores, failed with the reason, flagged for manual review.
+
+Only the default SQLite gradebook (``gradebook.db`` at the course root) is supported here.
+"""
+from __future__ import annotations
+
+import datetime
+import filecmp
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty, Queue
+
+from . import worker
+from .pipeline import CONFIG_FILE, GradingError, _check_assignment, find_course_root, run_nbgrader
+
+# Canvas names each file of its "Download submissions" zip
+#   lastfirst[_LATE]_STUDENTID_SUBMISSIONID_ORIGINALNAME[-N].ipynb
+# (-N when a student uploaded the file again). nbgrader matches against the whole path.
+LMS_PATTERN = (r".*/[^/_]+_(?:LATE_)?(?P<student_id>[^/_]+)_\d+_"
+               r"(?P<file_id>[^/]+?)(?:-\d+)?\.ipynb$")
+
+# One thread per kernel when several kernels share the cores (TensorFlow, JAX/XLA, BLAS).
+ONE_THREAD = {
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
+
+@dataclass
+class Result:
+    """One student's outcome in this run."""
+
+    student: str
+    score: float | None = None
+    max_score: float | None = None
+    failed: str = ""                                  # why nbgrader produced no grade
+    review: list[str] = field(default_factory=list)   # why a person should look at it
+    seconds: float | None = None                      # execution time in its worker
+
+
+@dataclass
+class GradeReport:
+    assignment: str
+    results: list[Result]
+    notes: list[str]                 # backups made, files kept, ...
+    csv: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds
+
+    @property
+    def graded(self) -> list[Result]:
+        return [r for r in self.results if r.score is not None and not r.failed]
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.failed]
+
+    @property
+    def flagged(self) -> list[Result]:
+        return [r for r in self.results if r.review]
+
+    def summary(self) -> str:
+        lines = [f"{self.assignment}: {len(self.results)} submissions, {len(self.graded)} graded, "
+                 f"{len(self.failed)} failed, {len(self.flagged)} flagged for manual review"]
+        lines += [f"  note: {note}" for note in self.notes]
+        lines.append("graded:")
+        lines += [f"  {r.student:<24} {r.score:g}/{r.max_score:g}" for r in self.graded] or ["  none"]
+        if self.failed:
+            lines.append("failed:")
+            lines += [f"  {r.student:<24} {r.failed}" for r in self.failed]
+        if self.flagged:
+            lines.append("flagged for manual review:")
+            lines += [f"  {r.student:<24} {'; '.join(r.review)}" for r in self.flagged]
+        if self.csv:
+            lines.append(f"grades: {self.csv}")
+        return "\n".join(lines)
+
+
+# --- collecting submissions ------------------------------------------------------------------
+
+def _stamp() -> str:
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _from_folder(folder: Path, assignment: str) -> dict[str, list[Path]]:
+    """{student: notebooks} from ``folder/STUDENT/PS/*.ipynb`` or ``folder/STUDENT/*.ipynb``."""
+    found, empty = {}, []
+    for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        notebooks = sorted((student / assignment).glob("*.ipynb")) or sorted(student.glob("*.ipynb"))
+        if notebooks:
+            found[student.name] = notebooks
+        else:
+            empty.append(student.name)
+    if empty:
+        raise GradingError(f"{folder}: no notebook for student(s) {', '.join(empty)}; expected "
+                           f"{folder}/STUDENT/{assignment}/*.ipynb or {folder}/STUDENT/*.ipynb")
+    if not found:
+        raise GradingError(f"{folder} holds no student folders; expected "
+                           f"{folder}/STUDENT/{assignment}/*.ipynb or {folder}/STUDENT/*.ipynb")
+    return found
+
+
+def _from_zip(archive: Path, assignment: str, root: Path, scratch: Path, pattern: str) -> dict[str, list[Path]]:
+    """{student: notebooks} unpacked and named by nbgrader's ``zip_collect`` into ``scratch``."""
+    try:
+        names = zipfile.ZipFile(archive).namelist()
+    except zipfile.BadZipFile as error:
+        raise GradingError(f"{archive} is not a zip file ({error})") from None
+    if not any(name.endswith(".ipynb") for name in names):
+        raise GradingError(f"{archive} holds no notebook (.ipynb); expected the LMS's download of "
+                           f"the {assignment} submissions")
+    downloaded, staged = scratch / "downloaded", scratch / "collected"
+    (downloaded / assignment / "archive").mkdir(parents=True)
+    shutil.copy(archive, downloaded / assignment / "archive" / archive.name)
+    # (nbgrader joins this structure to the course root: an absolute one keeps it in scratch)
+    structure = os.path.join(downloaded, "{assignment_id}", "{collect_step}")
+    run_nbgrader(["zip_collect", assignment, f"--ZipCollectApp.collect_directory_structure={structure}",
+                  f"--CourseDirectory.submitted_directory={staged}",
+                  f"--FileNameCollectorPlugin.named_regexp={pattern}"], root)
+    if not staged.is_dir() or not any(staged.iterdir()):
+        example = next(n for n in names if n.endswith(".ipynb"))
+        raise GradingError(f"no notebook name in {archive} matches the pattern {pattern!r} "
+                           f"(for example {example!r}); give one with --pattern that has the groups "
+                           f"(?P<student_id>...) and (?P<file_id>...)")
+    return _from_folder(staged, assignment)
+
+
+def _same_files(folder: Path, notebooks: list[Path]) -> bool:
+    present = sorted(p.name for p in folder.glob("*.ipynb"))
+    return present == sorted(p.name for p in notebooks) and all(
+        filecmp.cmp(folder / p.name, p, shallow=False) for p in notebooks)
+
+
+def _store(root: Path, assignment: str, submissions: dict[str, list[Path]]) -> list[str]:
+    """Copy each student's notebooks to ``submitted/STUDENT/PS``; a different submission already
+    there is moved to ``backup/`` first. Returns notes on what was moved."""
+    notes, backup = [], root / "backup" / f"submitted-{_stamp()}"
+    for student, notebooks in submissions.items():
+        target = root / "submitted" / student / assignment
+        if target.exists():
+            if _same_files(target, notebooks):
+                continue
+            kept = backup / student / assignment
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(target), str(kept))
+            notes.append(f"{student}: a different earlier submission was moved to {kept.relative_to(root)}")
+        target.mkdir(parents=True)
+        for notebook in notebooks:
+            shutil.copy(notebook, target / notebook.name)
+    return notes
+
+
+def collect(submissions: Path, assignment: str, root: Path, scratch: Path,
+            pattern: str = LMS_PATTERN) -> tuple[list[str], list[str]]:
+    """Put the submissions into ``submitted/``; return (students, notes)."""
+    submissions = Path(submissions)
+    if submissions.is_dir():
+        found = _from_folder(submissions, assignment)
+    elif submissions.is_file() and submissions.suffix == ".zip":
+        found = _from_zip(submissions.resolve(), assignment, root, scratch, pattern)
+    else:
+        raise GradingError(f"{submissions} is neither a folder nor a .zip file; expected a folder of "
+                           f"STUDENT/{assignment}/*.ipynb or an LMS zip of the submissions")
+    return list(found), _store(root, assignment, found)
+
+
+# --- grading ----------------------------------------------------------------------------------
+
+def _unreadable(folder: Path) -> dict[str, str]:
+    """{notebook name: why} for the notebooks in ``folder`` that nbformat cannot read."""
+    import nbformat
+
+    bad = {}
+    for path in sorted(folder.glob("*.ipynb")):
+        try:
+            nbformat.validate(nbformat.read(path, as_version=4))
+        except Exception as error:  # invalid JSON, not a notebook, an unknown format
+            first_line = (str(error).splitlines() or [""])[0][:120]
+            bad[path.name] = f"{path.name} could not be read ({type(error).__name__}: {first_line})"
+    return bad
+
+
+def _ensure_in_gradebook(root: Path, assignment: str, scratch: Path) -> None:
+    """nbgrader grades only assignments whose cells are in the gradebook: record them with
+    ``generate_assignment`` (into a scratch release folder, so release/ is untouched)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    if (root / "gradebook.db").exists():   # (a new one is left to nbgrader, which sets it up)
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+            try:
+                if gradebook.find_assignment(assignment).notebooks:
+                    return
+            except MissingEntry:
+                pass
+    run_nbgrader(["generate_assignment", assignment, "--force",
+                  f"--CourseDirectory.release_directory={scratch / 'release'}"], root)
+
+
+GENERIC = ("There was an error processing", "Traceback", "Please see the")
+
+
+def _reason(lines: list[str]) -> str | None:
+    """Why nbgrader failed, from its log lines about one student: the last exception it names
+    (``DeadKernelError: Kernel died``), else its first specific ERROR line."""
+    exception = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception|Exit|Interrupt)\b: ?.*")
+    errors, exceptions = [], []
+    for line in lines:
+        text = line.strip()
+        if any(g in text for g in GENERIC):
+            continue
+        if exception.match(text):
+            exceptions.append(text[:200])
+        elif "ERROR]" in text:
+            errors.append(text.split("ERROR]", 1)[1].strip()[:200])
+    return (exceptions or [None])[-1] or (errors or [None])[0]
+
+
+def _reasons(log: str, assignment: str) -> dict[str, str]:
+    """{student: why nbgrader failed on that student} from a log about several students."""
+    where = re.compile(rf"/(?:submitted|autograded)/([^/\s]+)/{re.escape(assignment)}\b")
+    student, lines = None, {}
+    for line in log.splitlines():
+        match = where.search(line)
+        student = match.group(1) if match else student
+        if student:
+            lines.setdefault(student, []).append(line)
+    found = {s: _reason(ls) for s, ls in lines.items()}
+    return {s: reason for s, reason in found.items() if reason}
+
+
+def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratch: Path,
+             skip: dict[str, set[str]]):
+    """Autograde the students with nbgrader in ``jobs`` scratch copies of the course at once,
+    leaving out the notebooks named in ``skip`` ({student: names}). Each copy has one worker
+    process (``course_lib.grading.worker``) that takes the next student from a common queue.
+    Returns ({student: folder of executed notebooks}, {student: why it failed},
+    {student: seconds})."""
+    base = scratch / "base"
+    (base / "source").mkdir(parents=True)
+    shutil.copy(root / CONFIG_FILE, base / CONFIG_FILE)
+    shutil.copytree(root / "source" / assignment, base / "source" / assignment)
+    shutil.copy(root / "gradebook.db", base / "gradebook.db")
+    env = {**os.environ, **(ONE_THREAD if jobs > 1 else {})}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    queue = Queue()
+    for student in students:
+        queue.put(student)
+    executed, failed, seconds = {}, {}, {}
+
+    def serve(course: Path, process: subprocess.Popen) -> None:
+        """Hand the worker process students until the queue is empty or the process dies."""
+        while True:
+            try:
+                student = queue.get_nowait()
+            except Empty:
+                return
+            shutil.copytree(root / "submitted" / student / assignment,
+                            course / "submitted" / student / assignment, dirs_exist_ok=True,
+                            ignore=lambda _, names: [n for n in names if n in skip.get(student, ())])
+            try:
+                process.stdin.write(student + "\n")
+                process.stdin.flush()
+                reply = process.stdout.readline()
+            except BrokenPipeError:
+                reply = ""
+            died = {"success": False, "log": "[ERROR] its grading process died"}
+            answer = json.loads(reply) if reply else died
+            folder = course / "autograded" / student / assignment
+            if answer["success"] and any(folder.glob("*.ipynb")):
+                executed[student], seconds[student] = folder, answer["seconds"]
+            else:
+                failed[student] = _reason(answer["log"].splitlines()) or "nbgrader produced no grades"
+            if not reply:
+                return
+
+    def work(index: int) -> None:
+        course = scratch / f"worker{index}"
+        shutil.copytree(base, course)
+        with open(scratch / f"worker{index}.log", "w") as log:
+            while not queue.empty():   # a worker process that died is replaced
+                command = [sys.executable, "-m", "course_lib.grading.worker", str(course), assignment]
+                with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                      text=True, env=env, cwd=course) as process:
+                    serve(course, process)
+                    try:
+                        process.stdin.close()
+                    except BrokenPipeError:
+                        pass
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(work, range(jobs)))
+    return executed, failed, seconds
+
+
+def _replay(root: Path, assignment: str, executed: dict[str, Path], scratch: Path) -> dict[str, str]:
+    """Store the grades of already executed notebooks in the real gradebook with nbgrader
+    itself, executing nothing. Returns {student: why it failed} for any it could not store."""
+    replay = scratch / "replay"
+    for student, folder in executed.items():
+        target = replay / student / assignment
+        target.mkdir(parents=True)
+        for notebook in folder.glob("*.ipynb"):
+            shutil.copyfile(notebook, target / notebook.name)
+        timestamp = root / "submitted" / student / assignment / "timestamp.txt"
+        if timestamp.exists():
+            shutil.copyfile(timestamp, target / "timestamp.txt")
+    result = worker.run("Autograde", root, assignment, overrides={
+        "CourseDirectory": {"submitted_directory": str(replay)},
+        "Execute": {"enabled": False}, "ClearOutput": {"enabled": False}})
+    reasons = _reasons(result.get("log", ""), assignment)
+    return {s: reasons.get(s, "nbgrader could not store the grades") for s in executed
+            if s in reasons or not any((root / "autograded" / s / assignment).glob("*.ipynb"))}
+
+
+def _export(root: Path, assignment: str, csv: Path, scratch: Path) -> list[str]:
+    """nbgrader's CSV export of this assignment's grades to ``csv``; an existing different file
+    is kept under a dated name. Returns notes."""
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins import CsvExportPlugin
+
+    fresh = scratch / "grades.csv"
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        CsvExportPlugin(to=str(fresh), assignment=[assignment]).export(gradebook)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    notes = []
+    if csv.exists() and not filecmp.cmp(csv, fresh, shallow=False):
+        kept = csv.with_name(f"{csv.stem}-{_stamp()}{csv.suffix}")
+        csv.rename(kept)
+        notes.append(f"the earlier {csv.name} was kept as {kept.name}")
+    shutil.copyfile(fresh, csv)
+    return notes
+
+
+def _results(root: Path, assignment: str, students: list[str]) -> dict[str, Result]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    results = {}
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        for student in students:
+            result = results[student] = Result(student)
+            try:
+                submission = gradebook.find_submission(assignment, student)
+            except MissingEntry:
+                continue
+            result.score, result.max_score = float(submission.score), float(submission.max_score)
+            manual = sorted(f"{nb.name}:{g.name}" for nb in submission.notebooks for g in nb.grades
+                            if g.needs_manual_grade)
+            if manual:
+                result.review.append("needs manual grading: " + ", ".join(manual))
+    return results
+
+
+def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs: int = 1,
+          csv: Path | None = None, pattern: str = LMS_PATTERN, log=print) -> GradeReport:
+    """Collect, autograde, give feedback and export one assignment's submissions (see the
+    module docstring). Raises ``GradingError`` for input it cannot use."""
+    root = root or find_course_root()
+    _check_assignment(root, assignment)
+    if jobs < 1:
+        raise GradingError(f"--jobs must be 1 or more; got {jobs}")
+    csv = Path(csv) if csv else root / "grades" / f"{assignment}.csv"
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as folder:
+        scratch = Path(folder)
+        clock = time.perf_counter()
+        students, notes = collect(submissions, assignment, root, scratch, pattern)
+        unreadable = {s: _unreadable(root / "submitted" / s / assignment) for s in students}
+        readable = [s for s in students if len(unreadable[s]) <
+                    len(list((root / "submitted" / s / assignment).glob("*.ipynb")))]
+        _ensure_in_gradebook(root, assignment, scratch)
+        timings["collect"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        jobs = max(1, min(jobs, len(readable)))
+        log(f"{assignment}: executing {len(readable)} submissions with nbgrader, {jobs} at a time")
+        skip = {s: set(bad) for s, bad in unreadable.items()}
+        executed, failed, seconds = (_execute(root, assignment, readable, jobs, scratch, skip)
+                                     if readable else ({}, {}, {}))
+        timings["execute"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        log(f"{assignment}: storing {len(executed)} grades in {root / 'gradebook.db'}")
+        failed.update(_replay(root, assignment, executed, scratch) if executed else {})
+        timings["store"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        log(f"{assignment}: generating feedback and exporting grades")
+        if executed:
+            worker.run("GenerateFeedback", root, assignment)
+        notes += _export(root, assignment, csv, scratch)
+        timings["report"] = time.perf_counter() - clock
+
+    results = _results(root, assignment, students)
+    for student, result in results.items():
+        if student in failed:
+            result.failed, result.score, result.max_score = failed[student], None, None
+        elif student not in executed:
+            result.score = result.max_score = None
+        result.review[:0] = list(unreadable[student].values())
+        result.seconds = seconds.get(student)
+    return GradeReport(assignment, list(results.values()), notes, csv, timings)

@@ -1,0 +1,215 @@
+"""`course grade`: collecting submissions (folders and LMS zips), clear errors for bad input,
+and, on a temporary copy of the course, real parallel autograding into nbgrader's gradebook."""
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from course_lib import cli
+from course_lib.grading import grade as grading
+
+PS = "ps1_regularization"
+NOTEBOOK = f"{PS}.ipynb"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """The course reduced to ps1 (`course grade` records it in a new gradebook.db)."""
+    course = tmp_path_factory.mktemp("template") / "course"
+    (course / "source").mkdir(parents=True)
+    (course / "release").mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "source" / PS, course / "source" / PS)
+    shutil.copytree(ROOT / "release" / PS, course / "release" / PS)
+    return course
+
+
+@pytest.fixture
+def course(template, tmp_path, monkeypatch):
+    copy = tmp_path / "course"
+    shutil.copytree(template, copy)
+    monkeypatch.setenv("COURSE_ROOT", str(copy))
+    return copy
+
+
+def _solution(course):
+    return (course / "source" / PS / NOTEBOOK).read_bytes()
+
+
+def _blank(course):
+    return (course / "release" / PS / NOTEBOOK).read_bytes()
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _canvas_zip(path, files):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+# --- collecting --------------------------------------------------------------------------------
+
+def test_folder_submissions_are_collected_and_a_different_one_is_backed_up(course, tmp_path):
+    inbox = tmp_path / "inbox"
+    _write(inbox / "alice" / PS / NOTEBOOK, _solution(course))
+    _write(inbox / "bob" / NOTEBOOK, _blank(course))          # STUDENT/*.ipynb works too
+    students, notes = grading.collect(inbox, PS, course, tmp_path / "scratch1")
+    assert students == ["alice", "bob"] and notes == []
+    assert (course / "submitted" / "alice" / PS / NOTEBOOK).read_bytes() == _solution(course)
+    assert (course / "submitted" / "bob" / PS / NOTEBOOK).read_bytes() == _blank(course)
+
+    # the same submissions again: nothing moves
+    assert grading.collect(inbox, PS, course, tmp_path / "scratch2")[1] == []
+    # bob hands in again: his first submission is kept, not overwritten
+    _write(inbox / "bob" / NOTEBOOK, _solution(course))
+    notes = grading.collect(inbox, PS, course, tmp_path / "scratch3")[1]
+    assert len(notes) == 1 and "bob" in notes[0] and "moved to backup/submitted-" in notes[0]
+    kept = list((course / "backup").glob(f"submitted-*/bob/{PS}/{NOTEBOOK}"))
+    assert len(kept) == 1 and kept[0].read_bytes() == _blank(course)
+    assert (course / "submitted" / "bob" / PS / NOTEBOOK).read_bytes() == _solution(course)
+
+
+def test_lms_zip_is_collected_by_nbgraders_zip_collect(course, tmp_path):
+    archive = _canvas_zip(tmp_path / "submissions.zip", {
+        f"smithalice_alice_4411_{NOTEBOOK}": _solution(course),
+        f"jonesbob_LATE_bob_4412_{PS}-1.ipynb": _blank(course),   # late, uploaded twice
+        "readme.txt": b"not a submission",
+    })
+    students, notes = grading.collect(archive, PS, course, tmp_path / "scratch")
+    assert sorted(students) == ["alice", "bob"] and notes == []
+    assert (course / "submitted" / "alice" / PS / NOTEBOOK).read_bytes() == _solution(course)
+    assert (course / "submitted" / "bob" / PS / NOTEBOOK).read_bytes() == _blank(course)
+
+
+def test_bad_input_gets_a_clear_error(course, tmp_path, capsys):
+    def error(*args):
+        assert cli.main(["grade", *args]) == 1
+        return capsys.readouterr().err
+
+    inbox = tmp_path / "inbox"
+    _write(inbox / "alice" / PS / NOTEBOOK, _solution(course))
+    (inbox / "empty-handed").mkdir()
+    assert "no assignment 'ps9'" in error("ps9", "--submissions", str(inbox))
+    message = error(PS, "--submissions", str(tmp_path / "missing"))
+    assert "neither a folder nor a .zip" in message and f"STUDENT/{PS}/*.ipynb" in message
+    message = error(PS, "--submissions", str(inbox))
+    assert "no notebook for student(s) empty-handed" in message and f"STUDENT/{PS}/*.ipynb" in message
+    empty = _canvas_zip(tmp_path / "empty.zip", {"notes.txt": b"x"})
+    assert "holds no notebook (.ipynb)" in error(PS, "--submissions", str(empty))
+    odd = _canvas_zip(tmp_path / "odd.zip", {"alice.ipynb": _solution(course)})
+    message = error(PS, "--submissions", str(odd), "--pattern", r".*/(?P<student_id>\d+)-(?P<file_id>\w+)\.ipynb")
+    assert "matches the pattern" in message and "alice.ipynb" in message
+    assert not (course / "submitted").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["grade", PS, "--submissions", str(inbox), "--jobs", "0"])
+    assert "expected a whole number of 1 or more" in capsys.readouterr().err
+
+
+# --- grading ------------------------------------------------------------------------------------
+
+def _auto_scores(course, students):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return {s: {g.name: g.auto_score for nb in gradebook.find_submission(PS, s).notebooks for g in nb.grades}
+                for s in students}
+
+
+def _prepend(solution: bytes, code: str) -> bytes:
+    """The solution with ``code`` run first in its first answer cell."""
+    notebook = json.loads(solution)
+    first = next(c for c in notebook["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
+    first["source"] = code + "".join(first["source"])
+    return json.dumps(notebook).encode()
+
+
+@pytest.mark.slow
+def test_grade_in_parallel_then_regrade_from_a_zip_keeping_manual_grades(course, tmp_path, capsys):
+    """--jobs 2 on a folder (solution, blank, broken JSON, a kernel that dies, a submission that
+    kills its grading process), then --jobs 1 on
+    the same notebooks from an LMS zip: same grades, manual grade kept, nothing overwritten."""
+    from nbgrader.api import Gradebook
+
+    inbox = tmp_path / "inbox"
+    files = {"alice": _solution(course), "bob": _blank(course), "carol": b'{"cells": [',
+             "dave": _prepend(_solution(course), "import os\nos._exit(1)\n"),
+             # kills the process that runs nbgrader for it (the kernel's parent)
+             "erin": _prepend(_solution(course), "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")}
+    for student, data in files.items():
+        _write(inbox / student / PS / NOTEBOOK, data)
+
+    assert cli.main(["grade", PS, "--submissions", str(inbox), "--jobs", "2"]) == 1   # dave, erin failed
+    out = capsys.readouterr().out
+    assert "5 submissions, 2 graded, 2 failed, 1 flagged for manual review" in out
+    assert "alice                    27/27" in out and "bob                      0/27" in out
+    assert "carol" in out and "could not be read (NotJSONError" in out
+    failures = out.split("failed:")[1]
+    assert "DeadKernelError: Kernel died" in failures.split("dave")[1].split("\n")[0]
+    assert "its grading process died" in failures.split("erin")[1].split("\n")[0]
+    scores = _auto_scores(course, ["alice", "bob"])
+    assert all(s > 0 for s in scores["alice"].values()) and not any(scores["bob"].values())
+    for student, data in files.items():   # the students' files are untouched
+        assert (course / "submitted" / student / PS / NOTEBOOK).read_bytes() == data
+    for student in ("alice", "bob"):
+        assert (course / "feedback" / student / PS / f"{PS}.html").exists()
+        assert (course / "autograded" / student / PS / NOTEBOOK).exists()
+    csv = (course / "grades" / f"{PS}.csv").read_text().splitlines()
+    assert csv[0].startswith("assignment,") and any(",alice," in row and row.endswith(",27.0,27.0") for row in csv)
+
+    # a grader gives bob a manual point in the formgrader's gradebook
+    cell = next(iter(scores["bob"]))
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        grade = gradebook.find_grade(cell, PS, PS, "bob")
+        grade.manual_score = 1.0
+        gradebook.db.commit()
+
+    archive = _canvas_zip(tmp_path / "canvas.zip", {f"smithalice_alice_1_{NOTEBOOK}": files["alice"],
+                                                    f"jonesbob_bob_2_{NOTEBOOK}": files["bob"]})
+    report = grading.grade(PS, archive, course, jobs=1, log=lambda *_: None)
+    assert report.notes and all("kept as" in note for note in report.notes)   # the CSV changed: kept
+    assert _auto_scores(course, ["alice", "bob"]) == scores            # --jobs 1 == --jobs 2
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        assert gradebook.find_grade(cell, PS, PS, "bob").manual_score == 1.0
+        assert gradebook.find_submission(PS, "bob").score == 1.0
+    assert [r.score for r in report.results] == [27.0, 1.0]
+    assert not (course / "backup").exists()       # same submissions: nothing moved
+    assert len(list((course / "grades").glob("*.csv"))) == 2
+
+
+def test_failure_reasons_are_read_from_nbgraders_log():
+    log = "\n".join([
+        "[INFO] Sanitizing /c/submitted/dave/ps1_regularization/ps1_regularization.ipynb",
+        "[ERROR] Kernel died while waiting for execute reply.",
+        "[ERROR] There was an error processing assignment: /c/submitted/dave/ps1_regularization",
+        "[ERROR] Traceback (most recent call last):",
+        "    nbclient.exceptions.DeadKernelError: Kernel died",
+        "[INFO] Sanitizing /c/submitted/erin/ps1_regularization/ps1_regularization.ipynb",
+        "[ERROR] No notebooks found, did you forget to run 'nbgrader generate_assignment'?",
+        "nbgrader.converters.base.NbGraderException: Please see the the above traceback for details",
+        "[INFO] Sanitizing /c/submitted/fred/ps1_regularization/ps1_regularization.ipynb",
+    ])
+    assert grading._reasons(log, PS) == {
+        "dave": "nbclient.exceptions.DeadKernelError: Kernel died",
+        "erin": "No notebooks found, did you forget to run 'nbgrader generate_assignment'?"}
+
+
+def test_benchmark_script_options():
+    import subprocess
+    import sys
+
+    script = ROOT / "benchmarks" / "grade_parallel.py"
+    shown = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and "--jobs" in shown.stdout and "--submissions" in shown.stdout
+    refused = subprocess.run([sys.executable, str(script), "--jobs", "0"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "must be 1 or more" in refused.stderr
+    refused = subprocess.run([sys.executable, str(script), "--assignment", "ps9"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "no assignment 'ps9'" in refused.stderr
