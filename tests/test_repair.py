@@ -79,3 +79,18 @@ def test_one_lost_answer_cell_is_found_among_the_others(solved, release):
     fixed = repair(damaged, release)
     assert fixed.restored_metadata == ["dropout"]
     assert [grade_id(c) for c in fixed.notebook["cells"]] == ids
+
+
+def test_copies_of_a_cell_become_plain_cells(solved, release):
+    damaged = copy.deepcopy(solved)
+    ids = [grade_id(c) for c in solved["cells"]]
+    test = ids.index("test_dropout_forward")
+    twin = copy.deepcopy(damaged["cells"][test])
+    twin["source"] = "pass"
+    damaged["cells"].insert(test, twin)
+    fixed = repair(damaged, release)
+    assert fixed.duplicates == ["test_dropout_forward"]
+    cells = fixed.notebook["cells"]
+    assert grade_id(cells[test]) is None and cells[test]["source"] == "pass" and "editable" not in cells[test]["metadata"]
+    assert grade_id(cells[test + 1]) == "test_dropout_forward", "the copy like the release keeps the grading"
+    assert "copies of test_dropout_forward graded as plain cells" in fixed.describe()

@@ -13,6 +13,8 @@ the release says is there:
   stub the student filled in: ``def l2_penalty(...)``). Cells a student added keep no metadata.
 * **Deleted locked cells** (a test cell removed) are put back from the release where they
   belong, so the tests run; nbgrader overwrites the source of locked cells anyway.
+* **Copies** of a cell (the same grade_id twice, which nbgrader refuses): the copy most like
+  the release's cell keeps the metadata, the others become plain cells.
 
 The result lists what was done, so the grader's report can say the submission was repaired.
 """
@@ -31,10 +33,11 @@ class Repair:
     notebook: dict
     restored_metadata: list[str] = field(default_factory=list)  # grade_ids given back to cells
     reinserted: list[str] = field(default_factory=list)  # locked cells put back from the release
+    duplicates: list[str] = field(default_factory=list)  # grade_ids found on several cells
 
     @property
     def changed(self) -> bool:
-        return bool(self.restored_metadata or self.reinserted)
+        return bool(self.restored_metadata or self.reinserted or self.duplicates)
 
     def describe(self) -> str:
         parts = []
@@ -42,6 +45,8 @@ class Repair:
             parts.append(f"cell metadata restored from the release for {', '.join(self.restored_metadata)}")
         if self.reinserted:
             parts.append(f"deleted locked cells put back: {', '.join(self.reinserted)}")
+        if self.duplicates:
+            parts.append(f"copies of {', '.join(self.duplicates)} graded as plain cells")
         return "; ".join(parts)
 
 
@@ -58,13 +63,31 @@ def _key(cell: dict) -> tuple[str, str]:
     return cell.get("cell_type", ""), _source(cell)
 
 
+def _drop_duplicates(result: Repair, wanted: dict) -> None:
+    """A grade_id on several cells (a copied test cell): the copy most like the release's cell
+    keeps it, the others become plain cells (nbgrader refuses such a notebook otherwise)."""
+    cells = result.notebook.get("cells", [])
+    for grade_id in dict.fromkeys(_nbgrader(c).get("grade_id") for c in cells):
+        copies = [c for c in cells if grade_id and _nbgrader(c).get("grade_id") == grade_id]
+        if len(copies) < 2:
+            continue
+        reference = _source(wanted[grade_id]) if grade_id in wanted else ""
+        keep = max(copies, key=lambda c: difflib.SequenceMatcher(a=reference, b=_source(c), autojunk=False).ratio())
+        for cell in copies:
+            if cell is not keep:
+                for key in GRADING_KEYS:
+                    cell.get("metadata", {}).pop(key, None)
+        result.duplicates.append(grade_id)
+
+
 def repair(submission: dict, release: dict) -> Repair:
     """The submission with the release's nbgrader metadata on the cells it belongs to, and
     deleted locked cells put back (see the module docstring). Cells that already carry their
     metadata are left as they are; a complete submission comes back unchanged."""
     wanted = {_nbgrader(c)["grade_id"]: c for c in release.get("cells", []) if _nbgrader(c).get("grade_id")}
-    present = {_nbgrader(c).get("grade_id") for c in submission.get("cells", [])}
     result = Repair(copy.deepcopy(submission))
+    _drop_duplicates(result, wanted)
+    present = {_nbgrader(c).get("grade_id") for c in result.notebook.get("cells", [])}
     if set(wanted) <= present:
         return result
     cells, reference = result.notebook["cells"], release["cells"]
