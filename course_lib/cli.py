@@ -158,14 +158,16 @@ def verify(args) -> int:
 def grade(args) -> int:
     from .grading.grade import grade as autograde
     from .grading.pipeline import GradingError
+    from .grading.sandbox import SandboxUnavailable
 
     root = _root()
     if args.profile:
         os.environ["COURSE_PROFILE"] = args.profile
     try:
         report = autograde(args.assignment, Path(args.submissions), root, jobs=args.jobs,
-                           csv=args.csv, pattern=args.pattern)
-    except GradingError as error:
+                           csv=args.csv, pattern=args.pattern, memory_mb=args.memory,
+                           time_limit_s=args.time_limit)
+    except (GradingError, SandboxUnavailable) as error:
         print(f"course grade: {error}", file=sys.stderr)
         return 1
     print(report.summary())
@@ -304,6 +306,10 @@ def main(argv=None) -> int:
     p.add_argument("--pattern", default=LMS_PATTERN,
                    help="regular expression for the file names in an LMS zip, with the groups "
                         "(?P<student_id>...) and (?P<file_id>...) (default: Canvas's naming)")
+    p.add_argument("--memory", type=_positive, default=4096, metavar="MB",
+                   help="memory limit of each grading kernel (default 4096)")
+    p.add_argument("--time-limit", type=_positive, default=1200, metavar="SECONDS",
+                   help="wall-clock limit of each notebook's kernel (default 1200)")
     p.add_argument("--profile", choices=("ci", "cpu", "full"))
     p.set_defaults(handler=grade)
 

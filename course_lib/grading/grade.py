@@ -27,6 +27,19 @@ The course keeps nbgrader's own layout and gradebook (``submitted/``, ``autograd
    keeps nbgrader's rules (late penalties, missing notebooks scored 0, "needs manual grade")
    without copying them. nbgrader runs in-process here (``worker.run``, as its formgrader
    does), which saves the seconds a new Python needs to import it for each step.
+Around nbgrader, each submission is also (``Checks``):
+
+* **repaired** when its cell metadata was lost or a locked cell deleted, by aligning it with
+  ``release/PS`` (``grading.repair``), and renamed when the assignment has one notebook and
+  the student handed in one under another name; the report says so;
+* **scanned** for code that touches grading (``grading.integrity.scan``): flagged for review;
+* **guarded** by canary cells (``grading.integrity.guard``): a submission whose canaries show
+  tampering has its test cells scored 0 by nbgrader itself (each gets an ``IntegrityBreach``
+  error) and is flagged;
+* **sandboxed**: kernels run through the ``course-sandbox`` kernel spec (``grading.sandbox``):
+  bubblewrap with no network and none of the course's files, a memory and a wall-clock limit.
+  Without bubblewrap the limits still apply and the report says loudly that it is unsandboxed.
+
 4. **Report.** nbgrader's ``GenerateFeedback`` and its CSV export (``grades/PS.csv`` by
    default; an existing file is kept under a dated name), then a summary: graded with
    scores, failed with the reason, flagged for manual review.
@@ -51,7 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
 
-from . import worker
+from . import integrity, worker
 from .pipeline import CONFIG_FILE, GradingError, _check_assignment, find_course_root, run_nbgrader
 
 # Canvas names each file of its "Download submissions" zip
@@ -78,6 +91,7 @@ class Result:
     failed: str = ""                                  # why nbgrader produced no grade
     review: list[str] = field(default_factory=list)   # why a person should look at it
     seconds: float | None = None                      # execution time in its worker
+    repairs: list[str] = field(default_factory=list)  # what was fixed before grading
 
 
 @dataclass
@@ -109,6 +123,10 @@ class GradeReport:
         if self.failed:
             lines.append("failed:")
             lines += [f"  {r.student:<24} {r.failed}" for r in self.failed]
+        repaired = [r for r in self.results if r.repairs]
+        if repaired:
+            lines.append("repaired before grading:")
+            lines += [f"  {r.student:<24} {'; '.join(r.repairs)}" for r in repaired]
         if self.flagged:
             lines.append("flagged for manual review:")
             lines += [f"  {r.student:<24} {'; '.join(r.review)}" for r in self.flagged]
@@ -124,20 +142,14 @@ def _stamp() -> str:
 
 
 def _from_folder(folder: Path, assignment: str) -> dict[str, list[Path]]:
-    """{student: notebooks} from ``folder/STUDENT/PS/*.ipynb`` or ``folder/STUDENT/*.ipynb``."""
-    found, empty = {}, []
-    for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        notebooks = sorted((student / assignment).glob("*.ipynb")) or sorted(student.glob("*.ipynb"))
-        if notebooks:
-            found[student.name] = notebooks
-        else:
-            empty.append(student.name)
-    if empty:
-        raise GradingError(f"{folder}: no notebook for student(s) {', '.join(empty)}; expected "
-                           f"{folder}/STUDENT/{assignment}/*.ipynb or {folder}/STUDENT/*.ipynb")
-    if not found:
-        raise GradingError(f"{folder} holds no student folders; expected "
-                           f"{folder}/STUDENT/{assignment}/*.ipynb or {folder}/STUDENT/*.ipynb")
+    """{student: notebooks} from ``folder/STUDENT/PS/*.ipynb`` or ``folder/STUDENT/*.ipynb``.
+    A student folder without a notebook stays in (with none): that student fails, not the class."""
+    found = {student.name: sorted((student / assignment).glob("*.ipynb")) or sorted(student.glob("*.ipynb"))
+             for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))}
+    if not any(found.values()):
+        what = "no student folder holds a notebook" if found else "holds no student folders"
+        raise GradingError(f"{folder} {what}; expected {folder}/STUDENT/{assignment}/*.ipynb "
+                           f"or {folder}/STUDENT/*.ipynb")
     return found
 
 
@@ -269,19 +281,92 @@ def _reasons(log: str, assignment: str) -> dict[str, str]:
     return {s: reason for s, reason in found.items() if reason}
 
 
+@dataclass
+class Checks:
+    """What ``course grade`` adds around nbgrader for one run: repair and rename, the static
+    scan and the canaries (see the module docstring), per student."""
+
+    release: Path                                   # release/PS: the notebooks as handed out
+    token: str = field(default_factory=integrity.new_token)
+    repairs: dict[str, list[str]] = field(default_factory=dict)
+    findings: dict[str, list[str]] = field(default_factory=dict)
+    breaches: dict[str, list[str]] = field(default_factory=dict)
+
+    def stage(self, student: str, source: Path, target: Path, skip=()) -> None:
+        """Copy ``source`` (a student's submitted folder) to ``target`` for execution: each
+        readable notebook repaired, scanned and guarded."""
+        from .repair import repair
+
+        repairs, findings = self.repairs.setdefault(student, []), self.findings.setdefault(student, [])
+        notebooks = [p for p in sorted(source.glob("*.ipynb")) if p.name not in skip]
+        expected = sorted(p.name for p in self.release.glob("*.ipynb"))
+        names = {p.name: p.name for p in notebooks}
+        if len(expected) == 1 and len(notebooks) == 1 and notebooks[0].name != expected[0]:
+            names[notebooks[0].name] = expected[0]
+            repairs.append(f"{notebooks[0].name} graded as {expected[0]}, the assignment's only notebook")
+        target.mkdir(parents=True, exist_ok=True)
+        for path in source.iterdir():
+            if path.is_file() and path.suffix != ".ipynb":
+                shutil.copyfile(path, target / path.name)
+        for path in notebooks:
+            name = names[path.name]
+            notebook = json.loads(path.read_text())
+            if (self.release / name).exists():
+                fixed = repair(notebook, json.loads((self.release / name).read_text()))
+                if fixed.changed:
+                    repairs.append(f"{name}: {fixed.describe()}")
+                    notebook = fixed.notebook
+            findings += [f"{name} {finding}" for finding in integrity.scan(notebook)]
+            (target / name).write_text(json.dumps(integrity.guard(notebook, self.token), indent=1))
+
+    def inspect(self, student: str, folder: Path) -> None:
+        """Read the canaries of the executed notebooks in ``folder`` and remove them; where they
+        show tampering, every test cell gets an error, so nbgrader scores it 0."""
+        for path in sorted(folder.glob("*.ipynb")):
+            notebook = json.loads(path.read_text())
+            problems = integrity.breaches(notebook, self.token)
+            notebook = integrity.strip_guards(notebook)
+            if problems:
+                self.breaches.setdefault(student, []).extend(f"{path.name}: {p}" for p in problems)
+                for cell in notebook["cells"]:
+                    if cell.get("cell_type") == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+                        cell["outputs"] = [{"output_type": "error", "ename": "IntegrityBreach",
+                                            "evalue": "the grader's canaries show tampering: " + "; ".join(problems),
+                                            "traceback": []}]
+            path.write_text(json.dumps(notebook, indent=1))
+
+
+def _sandbox(scratch: Path, memory_mb: int, time_limit_s: int) -> tuple[dict, str]:
+    """The environment that makes every grading kernel run through the course-sandbox kernel
+    spec, and the report's line about it."""
+    from . import sandbox
+
+    reason = sandbox.warn_unsandboxed()     # raises when COURSE_REQUIRE_SANDBOX=1
+    jupyter = sandbox.write_kernel_spec(scratch / "jupyter", memory_mb=memory_mb,
+                                        time_limit_s=time_limit_s).parents[1]
+    path = os.pathsep.join(filter(None, [str(jupyter), os.environ.get("JUPYTER_PATH")]))
+    limits = f"memory {memory_mb} MB and {time_limit_s} s per notebook"
+    note = (f"student code ran sandboxed (bubblewrap: no network, none of the course's files; {limits})"
+            if reason is None else f"UNSANDBOXED: student code ran with the grader's rights ({reason}); "
+            f"only the limits applied: {limits}")
+    return {"JUPYTER_PATH": path}, note
+
+
 def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratch: Path,
-             skip: dict[str, set[str]]):
+             skip: dict[str, set[str]], checks: Checks, sandbox_env: dict):
     """Autograde the students with nbgrader in ``jobs`` scratch copies of the course at once,
     leaving out the notebooks named in ``skip`` ({student: names}). Each copy has one worker
     process (``course_lib.grading.worker``) that takes the next student from a common queue.
     Returns ({student: folder of executed notebooks}, {student: why it failed},
     {student: seconds})."""
+    from . import sandbox
+
     base = scratch / "base"
     (base / "source").mkdir(parents=True)
     shutil.copy(root / CONFIG_FILE, base / CONFIG_FILE)
     shutil.copytree(root / "source" / assignment, base / "source" / assignment)
     shutil.copy(root / "gradebook.db", base / "gradebook.db")
-    env = {**os.environ, **(ONE_THREAD if jobs > 1 else {})}
+    env = {**os.environ, **(ONE_THREAD if jobs > 1 else {}), **sandbox_env}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     queue = Queue()
     for student in students:
@@ -295,9 +380,8 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
                 student = queue.get_nowait()
             except Empty:
                 return
-            shutil.copytree(root / "submitted" / student / assignment,
-                            course / "submitted" / student / assignment, dirs_exist_ok=True,
-                            ignore=lambda _, names: [n for n in names if n in skip.get(student, ())])
+            checks.stage(student, root / "submitted" / student / assignment,
+                         course / "submitted" / student / assignment, skip.get(student, ()))
             try:
                 process.stdin.write(student + "\n")
                 process.stdin.flush()
@@ -308,6 +392,7 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
             answer = json.loads(reply) if reply else died
             folder = course / "autograded" / student / assignment
             if answer["success"] and any(folder.glob("*.ipynb")):
+                checks.inspect(student, folder)
                 executed[student], seconds[student] = folder, answer["seconds"]
             else:
                 failed[student] = _reason(answer["log"].splitlines()) or "nbgrader produced no grades"
@@ -319,7 +404,8 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
         shutil.copytree(base, course)
         with open(scratch / f"worker{index}.log", "w") as log:
             while not queue.empty():   # a worker process that died is replaced
-                command = [sys.executable, "-m", "course_lib.grading.worker", str(course), assignment]
+                command = [sys.executable, "-m", "course_lib.grading.worker", str(course), assignment,
+                           sandbox.KERNEL_NAME]
                 with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                       text=True, env=env, cwd=course) as process:
                     serve(course, process)
@@ -392,7 +478,8 @@ def _results(root: Path, assignment: str, students: list[str]) -> dict[str, Resu
 
 
 def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs: int = 1,
-          csv: Path | None = None, pattern: str = LMS_PATTERN, log=print) -> GradeReport:
+          csv: Path | None = None, pattern: str = LMS_PATTERN, memory_mb: int = 4096,
+          time_limit_s: int = 1200, log=print) -> GradeReport:
     """Collect, autograde, give feedback and export one assignment's submissions (see the
     module docstring). Raises ``GradingError`` for input it cannot use."""
     root = root or find_course_root()
@@ -415,7 +502,10 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         jobs = max(1, min(jobs, len(readable)))
         log(f"{assignment}: executing {len(readable)} submissions with nbgrader, {jobs} at a time")
         skip = {s: set(bad) for s, bad in unreadable.items()}
-        executed, failed, seconds = (_execute(root, assignment, readable, jobs, scratch, skip)
+        checks = Checks(root / "release" / assignment)
+        sandbox_env, sandbox_note = _sandbox(scratch, memory_mb, time_limit_s)
+        notes.append(sandbox_note)
+        executed, failed, seconds = (_execute(root, assignment, readable, jobs, scratch, skip, checks, sandbox_env)
                                      if readable else ({}, {}, {}))
         timings["execute"] = time.perf_counter() - clock
 
@@ -431,6 +521,10 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         notes += _export(root, assignment, csv, scratch)
         timings["report"] = time.perf_counter() - clock
 
+    expected = ", ".join(sorted(p.name for p in (root / "release" / assignment).glob("*.ipynb")))
+    for student in students:
+        if not any((root / "submitted" / student / assignment).glob("*.ipynb")):
+            failed[student] = f"no notebook handed in (expected {expected or 'a notebook'})"
     results = _results(root, assignment, students)
     for student, result in results.items():
         if student in failed:
@@ -438,5 +532,8 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         elif student not in executed:
             result.score = result.max_score = None
         result.review[:0] = list(unreadable[student].values())
+        result.review += [f"tampering, its tests scored 0: {b}" for b in checks.breaches.get(student, [])]
+        result.review += [f"integrity scan: {f}" for f in checks.findings.get(student, [])]
+        result.repairs = checks.repairs.get(student, [])
         result.seconds = seconds.get(student)
     return GradeReport(assignment, list(results.values()), notes, csv, timings)

@@ -5,7 +5,7 @@
 ``overrides``, in-process, the way nbgrader's own formgrader does (``NbGraderAPI``): no new
 Python has to import nbgrader for each step.
 
-``python -m course_lib.grading.worker COURSE ASSIGNMENT`` is one worker of ``course grade
+``python -m course_lib.grading.worker COURSE ASSIGNMENT [KERNEL]`` is one worker of ``course grade
 --jobs N``: it imports nbgrader once, then reads student ids on stdin, one a line, autogrades
 each in the (scratch) course COURSE, and answers one JSON line per student: ``{"student",
 "success", "seconds", "log"}``. A queue of students feeds the N workers, so a slow submission
@@ -52,11 +52,14 @@ def run(kind: str, root: Path, assignment: str, student: str = "*", overrides: d
 
 
 def main(argv=None) -> int:
-    course, assignment = (argv or sys.argv[1:])[:2]
+    course, assignment, *kernel = (argv or sys.argv[1:])[:3]
+    overrides = {"Execute": {"kernel_name": kernel[0]}} if kernel else None
     answer = os.fdopen(os.dup(sys.stdout.fileno()), "w")   # the protocol's own channel
     sys.stdout = sys.stderr                                  # anything else printed goes to the log
     os.chdir(course)
     import nbgrader.converters  # noqa: F401  (once, before the first student)
+
+    from course_lib.grading import sandbox  # noqa: F401  (registers the course-sandbox provisioner)
 
     for line in sys.stdin:
         student = line.strip()
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
             continue
         started = time.perf_counter()
         try:
-            result = run("Autograde", Path(course), assignment, student)
+            result = run("Autograde", Path(course), assignment, student, overrides)
         except Exception as error:  # a failure of nbgrader itself: report it, keep serving
             result = {"success": False, "log": f"[ERROR] {type(error).__name__}: {error}"}
         answer.write(json.dumps({"student": student, "success": result["success"],
