@@ -147,7 +147,6 @@ def test_without_bwrap_grading_runs_unsandboxed_and_says_so(tmp_path, monkeypatc
     monkeypatch.setattr(sandbox, "bwrap_available", lambda: "bwrap is not installed")
     monkeypatch.setattr(sandbox, "_warned", False)
     monkeypatch.delenv(sandbox.REQUIRE_VARIABLE, raising=False)
-    assert sandbox.sandbox_status() == {"sandboxed": False, "reason": "bwrap is not installed"}
     command = sandbox.sandbox_command(["python"], work_dir=str(tmp_path), memory_mb=100,
                                       time_limit_s=9)
     assert command == ["timeout", "--signal=KILL", "9s", "prlimit", f"--data={100 << 20}",

@@ -66,6 +66,7 @@ from queue import Empty, Queue
 
 from . import integrity, worker
 from .pipeline import CONFIG_FILE, GradingError, _check_assignment, find_course_root, run_nbgrader
+from .repair import repair
 
 # Canvas names each file of its "Download submissions" zip
 #   lastfirst[_LATE]_STUDENTID_SUBMISSIONID_ORIGINALNAME[-N].ipynb
@@ -295,8 +296,6 @@ class Checks:
     def stage(self, student: str, source: Path, target: Path, skip=()) -> None:
         """Copy ``source`` (a student's submitted folder) to ``target`` for execution: each
         readable notebook repaired, scanned and guarded."""
-        from .repair import repair
-
         repairs, findings = self.repairs.setdefault(student, []), self.findings.setdefault(student, [])
         notebooks = [p for p in sorted(source.glob("*.ipynb")) if p.name not in skip]
         expected = sorted(p.name for p in self.release.glob("*.ipynb"))

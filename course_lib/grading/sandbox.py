@@ -80,12 +80,6 @@ def bwrap_available() -> str | None:
     return _bwrap_probe()
 
 
-def sandbox_status() -> dict:
-    """What a grading report should say: ``{"sandboxed": bool, "reason": str | None}``."""
-    reason = bwrap_available()
-    return {"sandboxed": reason is None, "reason": reason}
-
-
 _warned = False
 
 
