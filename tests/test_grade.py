@@ -116,6 +116,32 @@ def test_bad_input_gets_a_clear_error(course, tmp_path, capsys):
     assert "expected a whole number of 1 or more" in capsys.readouterr().err
 
 
+def test_one_course_grade_at_a_time_per_course(course, tmp_path, capsys):
+    """While one `course grade` holds a course, a second stops with a clear error, touching nothing."""
+    import fcntl
+
+    inbox = tmp_path / "inbox"
+    _write(inbox / "alice" / PS / NOTEBOOK, _solution(course))
+    with open(course / grading.LOCK_FILE, "w") as held:
+        held.write("pid 4242, since 2026-11-28 09:00:00\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert cli.main(["grade", PS, "--submissions", str(inbox)]) == 1
+    message = capsys.readouterr().err
+    assert "another `course grade` is running" in message and "pid 4242" in message
+    assert not (course / "submitted").exists()
+
+
+def test_kept_files_never_replace_each_other(tmp_path):
+    first = grading._unused(tmp_path / "ps1-20261128-090000.csv")
+    first.write_text("first")
+    second = grading._unused(tmp_path / "ps1-20261128-090000.csv")
+    assert second.name == "ps1-20261128-090000-2.csv"
+    second.write_text("second")
+    assert grading._unused(tmp_path / "ps1-20261128-090000.csv").name == "ps1-20261128-090000-3.csv"
+    assert first.read_text() == "first"
+
+
 # --- grading ------------------------------------------------------------------------------------
 
 def _auto_scores(course, students):
@@ -196,6 +222,89 @@ def test_grade_in_parallel_then_regrade_from_a_zip_keeping_manual_grades(course,
     assert [r.score for r in report.results] == [27.0, 1.0]
     assert not (course / "backup").exists()       # same submissions: nothing moved
     assert len(list((course / "grades").glob("*.csv"))) == 2
+
+
+@pytest.fixture
+def postgres_url():
+    """A new, empty database on the PostgreSQL server named by $COURSE_POSTGRES_URL (`.ci/run`
+    starts one), dropped afterwards."""
+    import os
+    import uuid
+
+    server = os.environ.get("COURSE_POSTGRES_URL")
+    if not server:
+        pytest.skip("COURSE_POSTGRES_URL names no PostgreSQL server (.ci/run starts one)")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"gradebook_{uuid.uuid4().hex[:12]}"
+    libpq = make_url(server).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.mark.slow
+def test_grade_into_postgresql_with_two_jobs_then_two_graders_at_once(template, tmp_path, postgres_url):
+    """nbgrader's db_url set to PostgreSQL: `--jobs 2` stores its grades there (no gradebook.db
+    appears), then two graders, each with their own copy of the course folder, grade other
+    students into the same gradebook at the same time, and every grade is there."""
+    import os
+    import subprocess
+    import sys
+
+    from nbgrader.api import Gradebook
+
+    graders = {}
+    for name in ("grader-a", "grader-b"):
+        graders[name] = shutil.copytree(template, tmp_path / name)
+        with open(graders[name] / "nbgrader_config.py", "a") as config:
+            config.write(f"\nc.CourseDirectory.db_url = {postgres_url!r}\n")
+    inbox = tmp_path / "inbox"
+    _write(inbox / "alice" / PS / NOTEBOOK, _solution(template))
+    _write(inbox / "bob" / PS / NOTEBOOK, _blank(template))
+    report = grading.grade(PS, inbox, graders["grader-a"], jobs=2, log=lambda *_: None)
+    assert [(r.student, r.score, r.failed) for r in report.results] == [("alice", 27.0, ""), ("bob", 0.0, "")]
+    assert not (graders["grader-a"] / "gradebook.db").exists()
+    csv = (graders["grader-a"] / "grades" / f"{PS}.csv").read_text()
+    assert ",alice," in csv and ",bob," in csv
+
+    # two graders at once, each in their own course folder: A grades carol, B grades dave
+    course = Path(sys.executable).parent / "course"
+    running = []
+    for grader, student, data in (("grader-a", "carol", _blank(template)), ("grader-b", "dave", _solution(template))):
+        _write(tmp_path / f"inbox-{student}" / student / PS / NOTEBOOK, data)
+        running.append(subprocess.Popen(
+            [str(course), "grade", PS, "--submissions", str(tmp_path / f"inbox-{student}")],
+            env={**os.environ, "COURSE_ROOT": str(graders[grader])},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [process.communicate()[0] for process in running]
+    assert [process.returncode for process in running] == [0, 0], outputs
+    assert "carol                    0/27" in outputs[0] and "dave                     27/27" in outputs[1]
+    with Gradebook(postgres_url) as gradebook:
+        stored = {s.student.id: s.score for s in gradebook.assignment_submissions(PS)}
+    assert stored == {"alice": 27.0, "bob": 0.0, "carol": 0.0, "dave": 27.0}
+    assert not any((g / "gradebook.db").exists() for g in graders.values())
+
+
+def test_scratch_courses_keep_their_own_gradebook(template, tmp_path):
+    """A scratch copy of the course (course grade's workers, course verify) never writes to the
+    gradebook the course's config names, whatever it is."""
+    from course_lib.grading import worker
+    from course_lib.grading.pipeline import scratch_course
+
+    course = shutil.copytree(template, tmp_path / "course")
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write("\nc.CourseDirectory.db_url = 'postgresql://grader@db.example.org/gradebook'\n")
+    assert worker.gradebook_url(course) == "postgresql://grader@db.example.org/gradebook"
+    copy = scratch_course(course, PS, tmp_path / "scratch" / "base")
+    assert worker.gradebook_url(copy) == f"sqlite:///{copy / 'gradebook.db'}"
+    moved = shutil.copytree(copy, tmp_path / "scratch" / "worker0")   # as course grade's workers do
+    assert worker.gradebook_url(moved) == f"sqlite:///{moved / 'gradebook.db'}"
+    assert worker.gradebook_url(template) == f"sqlite:///{template / 'gradebook.db'}"   # nbgrader's default
 
 
 def test_failure_reasons_are_read_from_nbgraders_log():

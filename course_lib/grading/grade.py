@@ -1,7 +1,9 @@
 """``course grade``: collect a class's submissions, autograde them in parallel, give feedback.
 
 The course keeps nbgrader's own layout and gradebook (``submitted/``, ``autograded/``,
-``feedback/``, ``gradebook.db``), so the formgrader works on the result as usual.
+``feedback/``, and the gradebook its config names: ``gradebook.db``, or a PostgreSQL server set
+as ``c.CourseDirectory.db_url`` for several graders), so the formgrader works on the result as
+usual.
 
 1. **Collect.** Submissions come from a folder laid out ``STUDENT/PS/*.ipynb`` (or
    ``STUDENT/*.ipynb``), or from an LMS zip, which nbgrader's own ``zip_collect`` unpacks
@@ -10,23 +12,29 @@ The course keeps nbgrader's own layout and gradebook (``submitted/``, ``autograd
    copied to ``submitted/STUDENT/PS``; a different submission already there is moved to
    ``backup/submitted-<time>/STUDENT/PS`` first, never overwritten.
 2. **Execute in parallel.** Running the students' code is what costs time. It runs in
-   ``jobs`` scratch copies of the course (its ``nbgrader_config.py``, ``source/PS`` and a copy
-   of ``gradebook.db``), each served by one worker process (``worker.py``) that imports
-   nbgrader once and autogrades, with nbgrader's own ``Autograde`` converter, the next student
-   from a common queue; with several jobs each kernel gets one thread, so the kernels do not
-   fight over the cores. A submission that fails (dead kernel, a notebook nbgrader cannot
-   convert) fails in its own worker only and leaves the others alone.
-3. **Store the grades with nbgrader's own code.** The executed notebooks are replayed
-   through nbgrader's ``Autograde`` in the real course with execution and output clearing
-   disabled (``Execute.enabled = False``, ``ClearOutput.enabled = False``, which nbgrader
-   honours: its preprocessors are nbconvert ``Preprocessor``s, skipped when not ``enabled``),
-   reading from a temporary submitted directory. So nbgrader's ``SaveAutoGrades`` writes the
+   ``jobs`` scratch copies of the course (``pipeline.scratch_course``: its
+   ``nbgrader_config.py``, ``source/PS`` and a SQLite gradebook of its own with the assignment
+   recorded), each served by one worker process (``worker.py``) that imports nbgrader once and
+   autogrades, with nbgrader's own ``Autograde`` converter, the next student from a common
+   queue; with several jobs each kernel gets one thread, so the kernels do not fight over the
+   cores. A kernel is killed as soon as its last cell has run (nbclient's ``shutdown_kernel =
+   "immediate"``): a graceful exit of a kernel that imported TensorFlow spends about 3 s of CPU
+   finalizing it, and grading needs none of it. A submission that fails (dead kernel, a
+   notebook nbgrader cannot convert) fails in its own worker only and leaves the others alone.
+3. **Store the grades with nbgrader's own code** (``Store``), each submission as soon as its
+   execution ends, in a thread of the main process, while the others execute. The executed
+   notebooks are replayed through nbgrader's ``Autograde`` in the real course and its real
+   gradebook with execution and output clearing disabled (``Execute.enabled = False``,
+   ``ClearOutput.enabled = False``, which nbgrader honours: its preprocessors are nbconvert
+   ``Preprocessor``s, skipped when not ``enabled``), reading from a temporary submitted
+   directory. So nbgrader's ``SaveAutoGrades`` writes the
    scores (keeping any manual score, as nbgrader always does), ``autograded/`` holds the
    notebooks the formgrader shows, and the students' files in ``submitted/`` stay untouched.
    Writing grades through the ``Gradebook`` API by hand was the alternative; the replay
    keeps nbgrader's rules (late penalties, missing notebooks scored 0, "needs manual grade")
-   without copying them. nbgrader runs in-process here (``worker.run``, as its formgrader
-   does), which saves the seconds a new Python needs to import it for each step.
+   without copying them. nbgrader's ``GenerateFeedback`` for that student follows. nbgrader
+   runs in-process here (``worker.run``, as its formgrader does), which saves the seconds a
+   new Python needs to import it for each step.
 Around nbgrader, each submission is also (``Checks``):
 
 * **repaired** when its cell metadata was lost or a locked cell deleted, by aligning it with
@@ -40,14 +48,17 @@ Around nbgrader, each submission is also (``Checks``):
   bubblewrap with no network and none of the course's files, a memory and a wall-clock limit.
   Without bubblewrap the limits still apply and the report says loudly that it is unsandboxed.
 
-4. **Report.** nbgrader's ``GenerateFeedback`` and its CSV export (``grades/PS.csv`` by
-   default; an existing file is kept under a dated name), then a summary: graded with
-   scores, failed with the reason, flagged for manual review.
+4. **Report.** nbgrader's CSV export (``grades/PS.csv`` by default; an existing file is kept
+   under a dated name), then a summary: graded with scores, failed with the reason, flagged for
+   manual review.
 
-Only the default SQLite gradebook (``gradebook.db`` at the course root) is supported here.
+Only step 3 writes to the real gradebook, from one thread. One ``course grade`` runs at a time in a
+course folder (``.course-grade.lock``); with a PostgreSQL gradebook, several graders (each in their
+own copy of the course folder) can grade different students into the same gradebook at once.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import filecmp
 import json
@@ -57,6 +68,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +77,7 @@ from pathlib import Path
 from queue import Empty, Queue
 
 from . import integrity, worker
-from .pipeline import CONFIG_FILE, GradingError, _check_assignment, find_course_root, run_nbgrader
+from .pipeline import GradingError, _check_assignment, find_course_root, run_nbgrader, scratch_course
 from .repair import repair
 
 # Canvas names each file of its "Download submissions" zip
@@ -73,6 +85,8 @@ from .repair import repair
 # (-N when a student uploaded the file again). nbgrader matches against the whole path.
 LMS_PATTERN = (r".*/[^/_]+_(?:LATE_)?(?P<student_id>[^/_]+)_\d+_"
                r"(?P<file_id>[^/]+?)(?:-\d+)?\.ipynb$")
+
+LOCK_FILE = ".course-grade.lock"
 
 # One thread per kernel when several kernels share the cores (TensorFlow, JAX/XLA, BLAS).
 ONE_THREAD = {
@@ -142,6 +156,38 @@ def _stamp() -> str:
     return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def _unused(path: Path) -> Path:
+    """``path``, or ``path`` numbered -2, -3, ... when it exists: a kept file never replaces one."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
+@contextlib.contextmanager
+def _one_at_a_time(root: Path):
+    """Hold the course's grading lock (``.course-grade.lock``, an advisory ``flock``): a second
+    ``course grade`` in the same course folder stops with an error instead of racing the first
+    over ``submitted/``, the gradebook and the CSV. The lock goes with the process."""
+    import fcntl
+
+    with open(root / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise GradingError(f"another `course grade` is running in {root} ({holder}); wait for it to "
+                               "finish (several graders at once: each in their own copy of the course, "
+                               "with a PostgreSQL gradebook)") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, since {datetime.datetime.now():%Y-%m-%d %H:%M:%S}\n")
+        lock.flush()
+        yield
+
+
 def _from_folder(folder: Path, assignment: str) -> dict[str, list[Path]]:
     """{student: notebooks} from ``folder/STUDENT/PS/*.ipynb`` or ``folder/STUDENT/*.ipynb``.
     A student folder without a notebook stays in (with none): that student fails, not the class."""
@@ -188,7 +234,7 @@ def _same_files(folder: Path, notebooks: list[Path]) -> bool:
 def _store(root: Path, assignment: str, submissions: dict[str, list[Path]]) -> list[str]:
     """Copy each student's notebooks to ``submitted/STUDENT/PS``; a different submission already
     there is moved to ``backup/`` first. Returns notes on what was moved."""
-    notes, backup = [], root / "backup" / f"submitted-{_stamp()}"
+    notes, backup = [], _unused(root / "backup" / f"submitted-{_stamp()}")
     for student, notebooks in submissions.items():
         target = root / "submitted" / student / assignment
         if target.exists():
@@ -234,20 +280,28 @@ def _unreadable(folder: Path) -> dict[str, str]:
     return bad
 
 
-def _ensure_in_gradebook(root: Path, assignment: str, scratch: Path) -> None:
+def _record_assignment(course: Path, assignment: str, release: Path) -> None:
     """nbgrader grades only assignments whose cells are in the gradebook: record them with
-    ``generate_assignment`` (into a scratch release folder, so release/ is untouched)."""
+    nbgrader's ``GenerateAssignment``, writing the student version to ``release`` (a scratch
+    folder, so the course's release/ is untouched)."""
+    result = worker.run("GenerateAssignment", course, assignment,
+                        overrides={"CourseDirectory": {"release_directory": str(release)}})
+    if not result["success"]:
+        tail = "\n".join(result["log"].strip().splitlines()[-25:])
+        raise GradingError(f"nbgrader could not record {assignment} in the gradebook of {course}:\n{tail}")
+
+
+def _ensure_in_gradebook(root: Path, assignment: str, scratch: Path) -> None:
+    """Record the assignment in the course's gradebook unless it is there already."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    if (root / "gradebook.db").exists():   # (a new one is left to nbgrader, which sets it up)
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
-            try:
-                if gradebook.find_assignment(assignment).notebooks:
-                    return
-            except MissingEntry:
-                pass
-    run_nbgrader(["generate_assignment", assignment, "--force",
-                  f"--CourseDirectory.release_directory={scratch / 'release'}"], root)
+    with Gradebook(worker.gradebook_url(root)) as gradebook:
+        try:
+            if gradebook.find_assignment(assignment).notebooks:
+                return
+        except MissingEntry:
+            pass
+    _record_assignment(root, assignment, scratch / "release")
 
 
 GENERIC = ("There was an error processing", "Traceback", "Please see the")
@@ -352,19 +406,16 @@ def _sandbox(scratch: Path, memory_mb: int, time_limit_s: int) -> tuple[dict, st
 
 
 def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratch: Path,
-             skip: dict[str, set[str]], checks: Checks, sandbox_env: dict):
+             skip: dict[str, set[str]], checks: Checks, sandbox_env: dict, store: Store):
     """Autograde the students with nbgrader in ``jobs`` scratch copies of the course at once,
-    leaving out the notebooks named in ``skip`` ({student: names}). Each copy has one worker
-    process (``course_lib.grading.worker``) that takes the next student from a common queue.
-    Returns ({student: folder of executed notebooks}, {student: why it failed},
-    {student: seconds})."""
+    leaving out the notebooks named in ``skip`` ({student: names}). Each copy has one worker process
+    (``course_lib.grading.worker``) that takes the next student from a common queue; each executed
+    submission goes to ``store`` at once. Returns ({student: folder of executed notebooks},
+    {student: why it failed}, {student: seconds})."""
     from . import sandbox
 
-    base = scratch / "base"
-    (base / "source").mkdir(parents=True)
-    shutil.copy(root / CONFIG_FILE, base / CONFIG_FILE)
-    shutil.copytree(root / "source" / assignment, base / "source" / assignment)
-    shutil.copy(root / "gradebook.db", base / "gradebook.db")
+    base = scratch_course(root, assignment, scratch / "base")
+    _record_assignment(base, assignment, scratch / "base-release")
     env = {**os.environ, **(ONE_THREAD if jobs > 1 else {}), **sandbox_env}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     queue = Queue()
@@ -393,6 +444,7 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
             if answer["success"] and any(folder.glob("*.ipynb")):
                 checks.inspect(student, folder)
                 executed[student], seconds[student] = folder, answer["seconds"]
+                store.put(student, folder)
             else:
                 failed[student] = _reason(answer["log"].splitlines()) or "nbgrader produced no grades"
             if not reply:
@@ -418,24 +470,57 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
     return executed, failed, seconds
 
 
-def _replay(root: Path, assignment: str, executed: dict[str, Path], scratch: Path) -> dict[str, str]:
-    """Store the grades of already executed notebooks in the real gradebook with nbgrader
-    itself, executing nothing. Returns {student: why it failed} for any it could not store."""
-    replay = scratch / "replay"
-    for student, folder in executed.items():
-        target = replay / student / assignment
+class Store:
+    """Stores each executed submission in the real gradebook as soon as its execution ends, in
+    a thread of its own, one submission at a time, so that storing overlaps the execution of
+    the others (and fills the cores a finished worker leaves idle at the end): nbgrader's
+    ``Autograde`` replayed on the executed notebooks (executing nothing), then its
+    ``GenerateFeedback`` for that student. Only this thread writes to the real gradebook."""
+
+    def __init__(self, root: Path, assignment: str, scratch: Path):
+        self.root, self.assignment, self.replay = root, assignment, scratch / "replay"
+        self.failed: dict[str, str] = {}             # student -> why no grade was stored
+        self.problems: dict[str, str] = {}           # student -> why the feedback is missing
+        self._queue: Queue = Queue()
+        self._thread = threading.Thread(target=self._serve, name="course-grade-store", daemon=True)
+        self._thread.start()
+
+    def put(self, student: str, folder: Path) -> None:
+        """Store the executed notebooks in ``folder`` as ``student``'s."""
+        self._queue.put((student, folder))
+
+    def finish(self) -> None:
+        """Wait until everything put so far is stored."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            student, folder = item
+            try:
+                self._store(student, folder)
+            except Exception as error:  # nbgrader itself failed: that student has no grade
+                self.failed[student] = f"nbgrader could not store the grades ({type(error).__name__}: {error})"
+
+    def _store(self, student: str, folder: Path) -> None:
+        target = self.replay / student / self.assignment
         target.mkdir(parents=True)
         for notebook in folder.glob("*.ipynb"):
             shutil.copyfile(notebook, target / notebook.name)
-        timestamp = root / "submitted" / student / assignment / "timestamp.txt"
+        timestamp = self.root / "submitted" / student / self.assignment / "timestamp.txt"
         if timestamp.exists():
             shutil.copyfile(timestamp, target / "timestamp.txt")
-    result = worker.run("Autograde", root, assignment, overrides={
-        "CourseDirectory": {"submitted_directory": str(replay)},
-        "Execute": {"enabled": False}, "ClearOutput": {"enabled": False}})
-    reasons = _reasons(result.get("log", ""), assignment)
-    return {s: reasons.get(s, "nbgrader could not store the grades") for s in executed
-            if s in reasons or not any((root / "autograded" / s / assignment).glob("*.ipynb"))}
+        stored = worker.run("Autograde", self.root, self.assignment, student, overrides={
+            "CourseDirectory": {"submitted_directory": str(self.replay)},
+            "Execute": {"enabled": False}, "ClearOutput": {"enabled": False}})
+        reason = _reasons(stored.get("log", ""), self.assignment).get(student)
+        if reason or not stored["success"]:
+            self.failed[student] = reason or "nbgrader could not store the grades"
+            return
+        feedback = worker.run("GenerateFeedback", self.root, self.assignment, student)
+        if not feedback["success"]:
+            why = _reason(feedback["log"].splitlines()) or "nbgrader's GenerateFeedback failed"
+            self.problems[student] = f"no feedback was generated: {why}"
 
 
 def _export(root: Path, assignment: str, csv: Path, scratch: Path) -> list[str]:
@@ -445,23 +530,30 @@ def _export(root: Path, assignment: str, csv: Path, scratch: Path) -> list[str]:
     from nbgrader.plugins import CsvExportPlugin
 
     fresh = scratch / "grades.csv"
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+    with Gradebook(worker.gradebook_url(root)) as gradebook:
         CsvExportPlugin(to=str(fresh), assignment=[assignment]).export(gradebook)
     csv.parent.mkdir(parents=True, exist_ok=True)
     notes = []
     if csv.exists() and not filecmp.cmp(csv, fresh, shallow=False):
-        kept = csv.with_name(f"{csv.stem}-{_stamp()}{csv.suffix}")
+        kept = _unused(csv.with_name(f"{csv.stem}-{_stamp()}{csv.suffix}"))
         csv.rename(kept)
         notes.append(f"the earlier {csv.name} was kept as {kept.name}")
     shutil.copyfile(fresh, csv)
     return notes
 
 
+def _shown(url: str) -> str:
+    """A gradebook URL fit to print: without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _results(root: Path, assignment: str, students: list[str]) -> dict[str, Result]:
     from nbgrader.api import Gradebook, MissingEntry
 
     results = {}
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+    with Gradebook(worker.gradebook_url(root)) as gradebook:
         for student in students:
             result = results[student] = Result(student)
             try:
@@ -487,7 +579,7 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         raise GradingError(f"--jobs must be 1 or more; got {jobs}")
     csv = Path(csv) if csv else root / "grades" / f"{assignment}.csv"
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as folder:
+    with _one_at_a_time(root), tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as folder:
         scratch = Path(folder)
         clock = time.perf_counter()
         students, notes = collect(submissions, assignment, root, scratch, pattern)
@@ -499,24 +591,26 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
 
         clock = time.perf_counter()
         jobs = max(1, min(jobs, len(readable)))
-        log(f"{assignment}: executing {len(readable)} submissions with nbgrader, {jobs} at a time")
+        log(f"{assignment}: executing {len(readable)} submissions with nbgrader, {jobs} at a time; "
+            f"each one's grades go to {_shown(worker.gradebook_url(root))} as soon as it is done")
         skip = {s: set(bad) for s, bad in unreadable.items()}
         checks = Checks(root / "release" / assignment)
         sandbox_env, sandbox_note = _sandbox(scratch, memory_mb, time_limit_s)
         notes.append(sandbox_note)
-        executed, failed, seconds = (_execute(root, assignment, readable, jobs, scratch, skip, checks, sandbox_env)
-                                     if readable else ({}, {}, {}))
-        timings["execute"] = time.perf_counter() - clock
+        store = Store(root, assignment, scratch)
+        try:
+            executed, failed, seconds = (
+                _execute(root, assignment, readable, jobs, scratch, skip, checks, sandbox_env, store)
+                if readable else ({}, {}, {}))
+            timings["execute"] = time.perf_counter() - clock
+        finally:   # (what was executed is stored even when something went wrong)
+            clock = time.perf_counter()
+            store.finish()
+            timings["store"] = time.perf_counter() - clock   # what was left after the last execution
+        failed.update(store.failed)
 
         clock = time.perf_counter()
-        log(f"{assignment}: storing {len(executed)} grades in {root / 'gradebook.db'}")
-        failed.update(_replay(root, assignment, executed, scratch) if executed else {})
-        timings["store"] = time.perf_counter() - clock
-
-        clock = time.perf_counter()
-        log(f"{assignment}: generating feedback and exporting grades")
-        if executed:
-            worker.run("GenerateFeedback", root, assignment)
+        log(f"{assignment}: exporting grades")
         notes += _export(root, assignment, csv, scratch)
         timings["report"] = time.perf_counter() - clock
 
@@ -531,6 +625,7 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         elif student not in executed:
             result.score = result.max_score = None
         result.review[:0] = list(unreadable[student].values())
+        result.review += [store.problems[student]] if student in store.problems else []
         result.review += [f"tampering, its tests scored 0: {b}" for b in checks.breaches.get(student, [])]
         result.review += [f"integrity scan: {f}" for f in checks.findings.get(student, [])]
         result.repairs = checks.repairs.get(student, [])

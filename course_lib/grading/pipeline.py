@@ -8,8 +8,9 @@ generate_assignment``. ``verify`` proves an assignment in a scratch copy of the 
 * every mutant, a plausible wrong answer listed in ``tests/mutants/<ps>.py``, loses points;
 * and the committed ``release/<ps>`` equals what nbgrader generates from ``source/<ps>``.
 
-All grading goes through ``nbgrader autograde`` exactly as for students; nothing in the
-course directory (gradebook, submissions) is touched.
+All grading goes through ``nbgrader autograde`` exactly as for students, in a scratch copy of
+the course with its own gradebook (``scratch_course``); nothing in the course directory or its
+gradebook (submissions, grades) is touched.
 """
 from __future__ import annotations
 
@@ -142,6 +143,26 @@ def run_nbgrader(args: list[str], root: Path, *, check: bool = True) -> str:
     return log
 
 
+# Appended to the config of a scratch copy of the course: whatever gradebook the course's own
+# config names (nbgrader's db_url, perhaps a shared PostgreSQL), the copy keeps its own SQLite
+# gradebook next to its config, so nothing graded there reaches the real one.
+SCRATCH_GRADEBOOK = """
+
+# (scratch copy made by course_lib: its own gradebook)
+import os
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "gradebook.db")
+"""
+
+
+def scratch_course(root: Path, assignment: str, course: Path) -> Path:
+    """A scratch copy of the course at ``course``, for grading there: the config (with its own
+    gradebook, ``SCRATCH_GRADEBOOK``) and ``source/<assignment>``. Returns ``course``."""
+    (course / "source").mkdir(parents=True)
+    (course / CONFIG_FILE).write_text((root / CONFIG_FILE).read_text() + SCRATCH_GRADEBOOK)
+    shutil.copytree(root / "source" / assignment, course / "source" / assignment)
+    return course
+
+
 # --- release ------------------------------------------------------------------------------
 
 def release(assignment: str, root: Path | None = None) -> list[Path]:
@@ -244,7 +265,10 @@ def _autograde(base: Path, assignment: str, batches: list[dict[str, dict]]):
         for student, notebooks in batch.items():
             _write_submission(course, student, assignment, notebooks)
         # One failing submission must not stop the others: judge each by its grades.
-        log = run_nbgrader(["autograde", assignment, "--force"], course, check=False)
+        # (each kernel killed when its last cell has run, as course grade does: same grades,
+        # without the seconds of CPU a graceful exit after importing TensorFlow costs)
+        log = run_nbgrader(["autograde", assignment, "--force", "--Execute.shutdown_kernel=immediate"],
+                           course, check=False)
         found = _scores(course, assignment, list(batch))
         errors = [line for line in log.splitlines() if "| ERROR]" in line]
         return found, errors
@@ -265,10 +289,7 @@ def verify(assignment: str, root: Path | None = None, *, jobs: int = 2, log=prin
     _check_assignment(root, assignment)
     mutants = load_mutants(assignment, root)
     with tempfile.TemporaryDirectory(prefix=f"verify-{assignment}-") as scratch:
-        base = Path(scratch) / "course"
-        (base / "source").mkdir(parents=True)
-        shutil.copy(root / CONFIG_FILE, base / CONFIG_FILE)
-        shutil.copytree(root / "source" / assignment, base / "source" / assignment)
+        base = scratch_course(root, assignment, Path(scratch) / "course")
         log(f"{assignment}: generating the release")
         run_nbgrader(["generate_assignment", assignment, "--force"], base)
         stale = stale_release_files(assignment, root, base / "release" / assignment)

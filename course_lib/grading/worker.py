@@ -5,6 +5,10 @@
 ``overrides``, in-process, the way nbgrader's own formgrader does (``NbGraderAPI``): no new
 Python has to import nbgrader for each step.
 
+``gradebook_url(root)`` is the gradebook the course's config names: nbgrader's ``db_url``
+(``sqlite:///ROOT/gradebook.db`` unless the config sets another, such as PostgreSQL's
+``postgresql://user@host/db``).
+
 ``python -m course_lib.grading.worker COURSE ASSIGNMENT [KERNEL]`` is one worker of ``course grade
 --jobs N``: it imports nbgrader once, then reads student ids on stdin, one a line, autogrades
 each in the (scratch) course COURSE, and answers one JSON line per student: ``{"student",
@@ -24,17 +28,44 @@ from pathlib import Path
 CONFIG_FILE = "nbgrader_config.py"
 
 
-def run(kind: str, root: Path, assignment: str, student: str = "*", overrides: dict | None = None) -> dict:
-    """Run nbgrader's converter ``kind`` ("Autograde" or "GenerateFeedback") on ``root``.
-    Returns nbgrader's ``capture_log`` result: {"success", "log", and "error" on failure}."""
-    from nbgrader import converters
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.utils import capture_log
+def _put_nbgrader_scripts_on_path() -> None:
+    """nbgrader's ``Gradebook`` runs the ``alembic`` script installed beside it when it creates
+    a gradebook: find it even when this Python's environment is not activated."""
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join(filter(None, [scripts, os.environ.get("PATH")]))
+
+
+_put_nbgrader_scripts_on_path()   # for every gradebook this process opens
+
+
+def course_config(root: Path, overrides: dict | None = None):
+    """The traitlets ``Config`` nbgrader uses for the course at ``root``: its
+    ``nbgrader_config.py``, then ``overrides`` ({"Section": {"trait": value}})."""
     from traitlets.config import Config, PyFileConfigLoader
 
     config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
     config.merge(Config(overrides or {}))
     config.CourseDirectory.root = str(root)
+    return config
+
+
+def gradebook_url(root: Path) -> str:
+    """The database URL of the course's gradebook, as nbgrader computes it from the config."""
+    from nbgrader.coursedir import CourseDirectory
+
+    return CourseDirectory(config=course_config(root)).db_url
+
+
+def run(kind: str, root: Path, assignment: str, student: str = "*", overrides: dict | None = None) -> dict:
+    """Run nbgrader's converter ``kind`` ("Autograde", "GenerateFeedback", "GenerateAssignment")
+    on ``root``. Returns nbgrader's ``capture_log`` result: {"success", "log", and "error" on
+    failure}."""
+    from nbgrader import converters
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.utils import capture_log
+
+    config = course_config(root, overrides)
     if kind == "GenerateFeedback":
         config.HTMLExporter.template_name = "feedback"   # as nbgrader's own API sets it
     coursedir = CourseDirectory(config=config, assignment_id=assignment, student_id=student)
@@ -53,7 +84,9 @@ def run(kind: str, root: Path, assignment: str, student: str = "*", overrides: d
 
 def main(argv=None) -> int:
     course, assignment, *kernel = (argv or sys.argv[1:])[:3]
-    overrides = {"Execute": {"kernel_name": kernel[0]}} if kernel else None
+    # The kernel is killed once its last cell has run: its outputs are all in, and a graceful
+    # exit after importing TensorFlow costs seconds of CPU (see grade.py, step 2).
+    overrides = {"Execute": {"shutdown_kernel": "immediate", **({"kernel_name": kernel[0]} if kernel else {})}}
     answer = os.fdopen(os.dup(sys.stdout.fileno()), "w")   # the protocol's own channel
     sys.stdout = sys.stderr                                  # anything else printed goes to the log
     os.chdir(course)
