@@ -2,17 +2,20 @@
 
     python benchmarks/grade_parallel.py [--submissions 6] [--jobs 2] [--assignment ps1_regularization]
 
-Builds a batch of submissions in two identical temporary courses (copies of the solution and
-of the blank release under different student ids, alternating), then times
+Builds a batch of submissions in three identical temporary courses (copies of the solution
+and of the blank release under different student ids, alternating), then times
 
-* serial: plain `nbgrader autograde ASSIGNMENT` over the whole batch, one process;
+* serial: plain `nbgrader autograde ASSIGNMENT` over the whole batch, one process, with the
+  course's config as it is (nbgrader's default: each kernel shut down gracefully);
+* serial, kernels killed: the same with `--Execute.shutdown_kernel=immediate`, which course
+  grade uses too, so that the ratio against it is what running in parallel alone gains;
 * parallel: `course grade ASSIGNMENT --jobs N` (course_lib.grading.grade) on the same batch,
-  whole (collect, execute, store in the gradebook, feedback, CSV) and its phases.
+  whole (collect, execute, store in the gradebook with feedback, CSV) and its phases.
 
-Prints per-submission seconds for both (serial: read from nbgrader's time-stamped log;
-parallel: measured by the worker that graded it), the speedups
-and the machine's load (`uptime`) before and after. The issue's target on a 2-core machine:
---jobs 2 at least 1.8x faster than serial nbgrader.
+Prints per-submission seconds (serial: read from nbgrader's time-stamped log; parallel:
+measured by the worker that graded it), the speedups and the machine's load (`uptime`) before,
+between and after. The issue's target on a 2-core machine: --jobs 2 at least 1.8x faster than
+serial nbgrader.
 """
 from __future__ import annotations
 
@@ -73,6 +76,10 @@ def _batch(folder: Path, assignment: str, count: int) -> dict[str, str]:
     return kinds
 
 
+# The serial baselines: nbgrader as the course configures it, and with each kernel killed when
+# its last cell has run, as course grade does.
+SERIAL = {"serial": [], "serial, kernels killed": ["--Execute.shutdown_kernel=immediate"]}
+
 SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(20_000_000): x += i\nprint(time.perf_counter() - t)"
 
 
@@ -117,19 +124,21 @@ def main(argv=None) -> int:
         scratch = Path(scratch)
         inbox = scratch / "inbox"
         kinds = _batch(inbox, ps, args.submissions)
-        serial_course = _course(scratch / "serial", ps)
         parallel_course = _course(scratch / "parallel", ps)
-        for student in kinds:
-            shutil.copytree(inbox / student / ps, serial_course / "submitted" / student / ps)
 
         ceiling = _ceiling(args.jobs)
-        load_before = _uptime()
-        print(f"serial nbgrader autograde of {len(kinds)} submissions ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        log = run_nbgrader(["autograde", ps, TIMED_LOG], serial_course)
-        serial = time.perf_counter() - started
-        serial_each = durations(log, ps)
-        load_middle = _uptime()
+        loads = [f"before:       {_uptime()}"]
+        serials, serial_each = {}, {}
+        for name, options in SERIAL.items():
+            course = _course(scratch / name.replace(" ", "-").replace(",", ""), ps)
+            for student in kinds:
+                shutil.copytree(inbox / student / ps, course / "submitted" / student / ps)
+            print(f"{name} nbgrader autograde of {len(kinds)} submissions ...", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            log = run_nbgrader(["autograde", ps, TIMED_LOG, *options], course)
+            serials[name] = time.perf_counter() - started
+            serial_each[name] = durations(log, ps)
+            loads.append(f"after {name}: {_uptime()}")
 
         print(f"course grade --jobs {args.jobs} ...", file=sys.stderr, flush=True)
         if args.kernel_threads == "default":
@@ -137,29 +146,32 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         report = grade(ps, inbox, parallel_course, jobs=args.jobs, log=lambda *_: None)
         parallel = time.perf_counter() - started
-        load_after = _uptime()
+        loads.append(f"after course grade: {_uptime()}")
 
     results = {r.student: r for r in report.results}
     print(f"{ps}: {len(kinds)} submissions; {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, COURSE_PROFILE={os.environ['COURSE_PROFILE']}, "
           f"kernel threads with several jobs: {args.kernel_threads}")
-    print(f"\n| student | kind | serial nbgrader s | course grade --jobs {args.jobs} s (its worker) | score |")
-    print("|---|---|---:|---:|---|")
+    print(f"\n| student | kind | {' s | '.join(SERIAL)} s | course grade --jobs {args.jobs} s (its worker) | score |")
+    print("|---|---|" + "---:|" * (len(SERIAL) + 1) + "---|")
     for student, kind in kinds.items():
         r = results[student]
         score = f"{r.score:g}/{r.max_score:g}" if r.score is not None else f"FAILED {r.failed}"
-        print(f"| {student} | {kind} | {serial_each.get(student, float('nan')):.1f} | "
-              f"{r.seconds if r.seconds is not None else float('nan'):.1f} | {score} |")
+        each = " | ".join(f"{serial_each[name].get(student, float('nan')):.1f}" for name in SERIAL)
+        print(f"| {student} | {kind} | {each} | {r.seconds if r.seconds is not None else float('nan'):.1f} | {score} |")
     phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in report.timings.items())
     graded = report.timings["execute"] + report.timings["store"]
-    print(f"\nserial `nbgrader autograde`:       {serial:7.1f} s  ({serial / len(kinds):.1f} s per submission)")
-    print(f"`course grade --jobs {args.jobs}`, whole:   {parallel:7.1f} s  ({parallel / len(kinds):.1f} s per "
-          f"submission; phases: {phases})")
-    print(f"speedup, whole course grade (collect .. CSV) over serial autograde: {serial / parallel:.2f}x")
-    print(f"speedup, its autograding (execute + store, {graded:.1f} s) over serial autograde: {serial / graded:.2f}x")
+    print()
+    for name, seconds in serials.items():
+        print(f"{name + ' `nbgrader autograde`:':<44}{seconds:7.1f} s  ({seconds / len(kinds):.1f} s per submission)")
+    print(f"{f'`course grade --jobs {args.jobs}`, whole:':<44}{parallel:7.1f} s  ({parallel / len(kinds):.1f} s "
+          f"per submission; phases: {phases})")
+    for name, seconds in serials.items():
+        print(f"speedup over {name} autograde: whole course grade (collect .. CSV) {seconds / parallel:.2f}x, "
+              f"its autograding (execute + store, {graded:.1f} s) {seconds / graded:.2f}x")
     print(f"ceiling: {args.jobs} CPU-bound Python loops at once ran {ceiling:.2f}x the work of one "
           f"in the same time on this machine now")
-    print(f"\nload before:  {load_before}\nload between: {load_middle}\nload after:   {load_after}")
+    print("\nload " + "\nload ".join(loads))
     return 0 if not report.failed else 1
 
 
