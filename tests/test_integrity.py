@@ -51,6 +51,49 @@ def test_scan_ignores_locked_cells_and_syntax_errors():
     assert integrity.scan(notebook) == []
 
 
+def test_scan_from_several_threads_at_once():
+    """course grade scans submissions from several threads. A thread switch inside ast.parse
+    (forced here by a garbage-collection callback that yields) must not break another
+    thread's parse (CPython 3.11's "AST constructor recursion depth mismatch")."""
+    import gc
+    import sys
+    import threading
+    import time
+
+    source = "\n".join(f"x{i} = [{', '.join(map(str, range(30)))}]\ndef f{i}(a):\n"
+                       f"    return [b * (a - 2) for b in range(a)] if a else None" for i in range(120))
+    notebook = {"cells": [{"cell_type": "code", "source": source,
+                           "metadata": {"nbgrader": {"solution": True, "grade_id": "answer"}}}]}
+    expected = integrity.scan(notebook)
+    found, errors = [], []
+
+    def scan_often():
+        for _ in range(8):
+            try:
+                found.append(integrity.scan(notebook))
+            except Exception as error:
+                errors.append(error)
+
+    def yield_thread(phase, info):
+        time.sleep(0)
+
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    gc.callbacks.append(yield_thread)
+    gc.set_threshold(50, 5, 5)
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=scan_often) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        gc.callbacks.remove(yield_thread)
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)
+    assert errors == [] and found == [expected] * 32
+
+
 def test_guard_places_canaries_and_strip_removes_them():
     token = integrity.new_token()
     guarded = integrity.guard(submission(HONEST), token)

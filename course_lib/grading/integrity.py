@@ -28,6 +28,7 @@ import ast
 import copy
 import json
 import secrets
+import threading
 
 MARK = "# course-integrity"
 LINE = "course-integrity"
@@ -146,11 +147,18 @@ def _dotted(node) -> str:
     return ".".join(reversed(parts))
 
 
+# CPython 3.11 keeps ast.parse's recursion count in one place for all threads: two threads
+# parsing at once (course grade stages submissions from several) can fail with "SystemError: AST
+# constructor recursion depth mismatch" (CPython issue gh-106905). One parse at a time.
+_PARSING = threading.Lock()
+
+
 def _parse(source: str) -> ast.AST | None:
     # IPython magics and shell escapes are not Python: blank them out, keeping line numbers.
     lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
     try:
-        return ast.parse("\n".join(lines))
+        with _PARSING:
+            return ast.parse("\n".join(lines))
     except SyntaxError:
         return None  # a syntax error costs the student the cell's points; it is not tampering
 
