@@ -417,7 +417,6 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
     base = scratch_course(root, assignment, scratch / "base")
     _record_assignment(base, assignment, scratch / "base-release")
     env = {**os.environ, **(ONE_THREAD if jobs > 1 else {}), **sandbox_env}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     queue = Queue()
     for student in students:
         queue.put(student)

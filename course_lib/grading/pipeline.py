@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import worker
+
 CONFIG_FILE = "nbgrader_config.py"
 SOLUTION, BLANK = "solution", "blank"
 
@@ -131,11 +133,9 @@ def run_nbgrader(args: list[str], root: Path, *, check: bool = True) -> str:
 
     With ``check``, a non-zero exit or an ERROR in the log raises ``GradingError``.
     """
-    env = dict(os.environ)
-    # nbgrader starts helper programs (alembic) from the environment it is installed in.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    worker.put_nbgrader_scripts_on_path()
     command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
-    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
     log = result.stdout + result.stderr
     if check and (result.returncode != 0 or "| ERROR]" in log):
         tail = "\n".join(log.strip().splitlines()[-25:])

@@ -28,15 +28,16 @@ from pathlib import Path
 CONFIG_FILE = "nbgrader_config.py"
 
 
-def _put_nbgrader_scripts_on_path() -> None:
+def put_nbgrader_scripts_on_path() -> None:
     """nbgrader's ``Gradebook`` runs the ``alembic`` script installed beside it when it creates
-    a gradebook: find it even when this Python's environment is not activated."""
+    a gradebook, in this process or in an nbgrader it starts: find it even when this Python's
+    environment is not activated."""
     scripts = str(Path(sys.executable).parent)
     if scripts not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join(filter(None, [scripts, os.environ.get("PATH")]))
 
 
-_put_nbgrader_scripts_on_path()   # for every gradebook this process opens
+put_nbgrader_scripts_on_path()   # for every gradebook this process opens
 
 
 def course_config(root: Path, overrides: dict | None = None):
