@@ -14,7 +14,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from course_lib.grading import sandbox
+from course_lib.grading import cgroups, sandbox
 
 MEMORY_MB = 2048
 
@@ -168,3 +168,38 @@ def test_probe_reports_a_missing_or_refused_bwrap(tmp_path, monkeypatch):
     fake.chmod(0o755)
     assert sandbox._bwrap_probe() == (
         "bwrap cannot create a sandbox here: bwrap: No permissions to create new namespace")
+
+
+def test_kernels_share_one_read_only_matplotlib_font_list(bwrap, tmp_path, monkeypatch):
+    files = sandbox.matplotlib_font_list(tmp_path / "fonts")
+    assert list(files) == [f"{sandbox.FONT_LIST_DIR}/{Path(outside).name}" for outside in files.values()]
+    (inside, outside), = files.items()
+    built = Path(outside).read_bytes()
+    probe = ["import logging, os\n"
+             "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
+             "import matplotlib.font_manager\n"
+             f"print('fonts', len(matplotlib.font_manager.fontManager.ttflist) > 0)",
+             f"try:\n    open({inside!r}, 'a').write('x')\nexcept OSError:\n    print('list read-only')",
+             f"open({sandbox.FONT_LIST_DIR!r} + '/mine', 'w').write('cache')\nprint('folder writable')"]
+    with_list = run_cells(tmp_path, monkeypatch, tmp_path, probe, files=files)
+    assert with_list == ["fonts True\n", "list read-only\n", "folder writable\n"]
+    assert Path(outside).read_bytes() == built
+    # Without it each kernel scans the fonts again (matplotlib logs that it built a new list).
+    without = run_cells(tmp_path, monkeypatch, tmp_path, probe[:1])
+    assert "generated new fontManager" in without[0] and "fonts True" in without[0]
+
+
+def test_a_kernel_and_all_it_starts_share_one_process_limit(bwrap, tmp_path, monkeypatch):
+    if cgroups.unavailable():
+        pytest.skip(cgroups.unavailable())
+    starts = ("import subprocess\nrunning = []\ntry:\n    while len(running) < 500:\n"
+              "        running.append(subprocess.Popen(['sleep', '30']))\nexcept OSError as error:\n"
+              "    print(len(running), type(error).__name__)\nfor run in running:\n    run.kill()\n")
+    parents = cgroups._parents().values()
+    before = {folder for parent in parents for folder in parent.glob("course-kernel-*")}
+    outputs = run_cells(tmp_path, monkeypatch, tmp_path, [starts, "print('still here')"], max_tasks=60)
+    count, error = outputs[0].split()
+    # The kernel's own threads count too: fewer than 60 processes could start, then fork failed.
+    assert error == "BlockingIOError" and 1 <= int(count) < 60
+    assert outputs[1] == "still here\n"
+    assert {folder for parent in parents for folder in parent.glob("course-kernel-*")} == before

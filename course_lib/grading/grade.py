@@ -45,7 +45,8 @@ Around nbgrader, each submission is also (``Checks``):
   tampering has its test cells scored 0 by nbgrader itself (each gets an ``IntegrityBreach``
   error) and is flagged;
 * **sandboxed**: kernels run through the ``course-sandbox`` kernel spec (``grading.sandbox``):
-  bubblewrap with no network and none of the course's files, a memory and a wall-clock limit.
+  bubblewrap with no network and none of the course's files, a memory and a wall-clock limit
+  (and, where control groups can be made, one memory and process limit for all a kernel starts).
   Without bubblewrap the limits still apply and the report says loudly that it is unsandboxed.
 
 4. **Report.** nbgrader's CSV export (``grades/PS.csv`` by default; an existing file is kept
@@ -76,7 +77,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
 
-from . import integrity, worker
+from . import cgroups, integrity, worker
 from .pipeline import GradingError, _check_assignment, find_course_root, run_nbgrader, scratch_course
 from .repair import repair
 
@@ -395,10 +396,13 @@ def _sandbox(scratch: Path, memory_mb: int, time_limit_s: int) -> tuple[dict, st
     from . import sandbox
 
     reason = sandbox.warn_unsandboxed()     # raises when COURSE_REQUIRE_SANDBOX=1
-    jupyter = sandbox.write_kernel_spec(scratch / "jupyter", memory_mb=memory_mb,
-                                        time_limit_s=time_limit_s).parents[1]
+    jupyter = sandbox.write_kernel_spec(scratch / "jupyter", memory_mb=memory_mb, time_limit_s=time_limit_s,
+                                        files=sandbox.matplotlib_font_list(scratch / "matplotlib")).parents[1]
     path = os.pathsep.join(filter(None, [str(jupyter), os.environ.get("JUPYTER_PATH")]))
-    limits = f"memory {memory_mb} MB and {time_limit_s} s per notebook"
+    groups = cgroups.unavailable()
+    limits = f"{time_limit_s} s per notebook; " + (
+        f"memory {memory_mb} MB and {cgroups.DEFAULT_MAX_TASKS} processes for all of a notebook's processes "
+        "together" if groups is None else f"memory {memory_mb} MB per process, their number unlimited ({groups})")
     note = (f"student code ran sandboxed (bubblewrap: no network, none of the course's files; {limits})"
             if reason is None else f"UNSANDBOXED: student code ran with the grader's rights ({reason}); "
             f"only the limits applied: {limits}")
