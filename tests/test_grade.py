@@ -307,6 +307,29 @@ def test_scratch_courses_keep_their_own_gradebook(template, tmp_path):
     assert worker.gradebook_url(template) == f"sqlite:///{template / 'gradebook.db'}"   # nbgrader's default
 
 
+def test_new_sqlite_gradebooks_are_stamped_here_as_nbgrader_would(tmp_path, monkeypatch):
+    """nbgrader stamps a new gradebook with the version an `alembic heads` process prints (about
+    6 s, for every scratch course); worker.new_sqlite_gradebook writes the same version here."""
+    import nbgrader.api
+    from nbgrader.api import Gradebook
+    from sqlalchemy import text
+
+    from course_lib.grading import worker
+
+    nbgraders_version = nbgrader.api.get_alembic_version()      # what nbgrader's own process says
+    monkeypatch.setattr(nbgrader.api, "get_alembic_version", lambda: pytest.fail("alembic was asked"))
+    path = tmp_path / "gradebook.db"
+    worker.new_sqlite_gradebook(f"sqlite:///{path}")
+    with Gradebook(f"sqlite:///{path}") as gradebook:          # nbgrader adds its tables
+        gradebook.add_assignment(PS)
+        assert gradebook.db.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
+            nbgraders_version]
+    kept = path.read_bytes()
+    worker.new_sqlite_gradebook(f"sqlite:///{path}")             # an existing gradebook is left alone
+    worker.new_sqlite_gradebook("postgresql://grader@db.example.org/gradebook")   # not SQLite: nothing
+    assert path.read_bytes() == kept
+
+
 def test_failure_reasons_are_read_from_nbgraders_log():
     log = "\n".join([
         "[INFO] Sanitizing /c/submitted/dave/ps1_regularization/ps1_regularization.ipynb",

@@ -296,7 +296,9 @@ def _ensure_in_gradebook(root: Path, assignment: str, scratch: Path) -> None:
     """Record the assignment in the course's gradebook unless it is there already."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(worker.gradebook_url(root)) as gradebook:
+    url = worker.gradebook_url(root)
+    worker.new_sqlite_gradebook(url)
+    with Gradebook(url) as gradebook:
         try:
             if gradebook.find_assignment(assignment).notebooks:
                 return

@@ -160,6 +160,7 @@ def scratch_course(root: Path, assignment: str, course: Path) -> Path:
     (course / "source").mkdir(parents=True)
     (course / CONFIG_FILE).write_text((root / CONFIG_FILE).read_text() + SCRATCH_GRADEBOOK)
     shutil.copytree(root / "source" / assignment, course / "source" / assignment)
+    worker.new_sqlite_gradebook(f"sqlite:///{course / 'gradebook.db'}")
     return course
 
 
