@@ -1,9 +1,10 @@
 """Serial `nbgrader autograde` against `course grade --jobs N`, side by side on one batch.
 
-    python benchmarks/grade_parallel.py [--submissions 6] [--jobs 2] [--assignment ps1_regularization]
+    python benchmarks/grade_parallel.py [--submissions 12] [--jobs 2] [--assignment ps1_regularization]
 
 Builds a batch of submissions in three identical temporary courses (copies of the solution
-and of the blank release under different student ids, alternating), then times
+and of the blank release under different student ids, alternating; an even number, so that the
+two kinds are spread evenly over two jobs and neither ends the batch alone), then times
 
 * serial: plain `nbgrader autograde ASSIGNMENT` over the whole batch, one process, with the
   course's config as it is (nbgrader's default: each kernel shut down gracefully);
@@ -102,7 +103,7 @@ def _uptime() -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assignment", default="ps1_regularization")
-    parser.add_argument("--submissions", type=int, default=6, help="batch size (default 6)")
+    parser.add_argument("--submissions", type=int, default=12, help="batch size (default 12)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel jobs of course grade (default 2)")
     parser.add_argument("--kernel-threads", choices=("one", "default"), default="one",
                         help="with several jobs, each kernel on one thread (course grade's choice) "
