@@ -19,6 +19,7 @@ builders create models and optimizers, so notebooks need no per-device code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import importlib.util
 import os
@@ -182,18 +183,62 @@ def distribution_for(backend_name: str, device_list: list[str]) -> str:
 _strategy = None  # TensorFlow's MirroredStrategy, once setup chose it
 
 
-def _distribute(how: str) -> None:
-    """Make ``how`` (from ``distribution_for``) the way Keras trains from now on."""
+def batch_splits_evenly(size: int, sharding) -> bool:
+    """Whether a batch of ``size`` examples splits into equal parts along ``sharding``'s first
+    axis: ``size % (devices the batch axis spans) == 0``."""
+    axes = sharding.spec[0] if len(sharding.spec) else None
+    names = () if axes is None else (axes if isinstance(axes, tuple) else (axes,))
+    parts = 1
+    for name in names:
+        parts *= sharding.mesh.shape[name]
+    return size % parts == 0
+
+
+def replicating_uneven_batches(distribute_data_input):
+    """Wrap Keras's JAX ``distribute_data_input`` so a batch that does not split evenly over the
+    devices is given whole to every device (replicated) instead of failing.
+
+    Keras's JAX data parallelism splits every batch over the devices and raises an
+    ``IndivisibleError`` when it cannot (keras-team/keras#21167, open): the last, smaller batch of
+    most epochs (60,000 examples in batches of 32 leave 0, the embedded 1,078 digits leave 22,
+    which 8 TPU cores cannot split) and ``predict`` on a handful of images. A replicated batch
+    gives the same numbers, computed on every device; it only happens to the odd batch, on one
+    host (Colab), where the process's batch is the whole batch."""
+    if getattr(distribute_data_input, "replicates_uneven_batches", False):
+        return distribute_data_input
+
+    @functools.wraps(distribute_data_input)
+    def distribute(per_process_batch, layout, *args, **kwargs):
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        sharding = getattr(layout, "backend_layout", layout)
+        shape = getattr(per_process_batch, "shape", ())
+        if shape and isinstance(sharding, NamedSharding) and not batch_splits_evenly(shape[0], sharding):
+            layout = NamedSharding(sharding.mesh, PartitionSpec())
+        return distribute_data_input(per_process_batch, layout, *args, **kwargs)
+
+    distribute.replicates_uneven_batches = True
+    return distribute
+
+
+def _distribute(how: str, kind: str = "gpu") -> None:
+    """Make ``how`` (from ``distribution_for``) the way Keras trains from now on; ``mirrored``
+    mirrors over the devices of ``kind`` (the GPUs; tests mirror over logical CPUs)."""
     global _strategy
     import keras
 
     _strategy = None
     if backend() == "jax":  # set_distribution(None) undoes an earlier setup's choice
+        if how == "data_parallel":
+            from keras.src.backend.jax import distribution_lib
+
+            distribution_lib.distribute_data_input = replicating_uneven_batches(
+                distribution_lib.distribute_data_input)
         keras.distribution.set_distribution(keras.distribution.DataParallel() if how == "data_parallel" else None)
     elif how == "mirrored":
         import tensorflow as tf
 
-        _strategy = tf.distribute.MirroredStrategy()
+        _strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices(kind.upper())])
 
 
 def scope():
@@ -290,7 +335,7 @@ def setup(*, seed: int = 0, profile: str | None = None, dataset: str | None = No
         keras.mixed_precision.set_global_policy(policy)
     seed_everything(seed)
     how = distribution_for(backend(), device_list)
-    _distribute(how)
+    _distribute(how, kind)
     info = Runtime(
         backend=backend(), devices=device_list, accelerator=kind, precision=policy,
         profile=chosen, seed=seed, dataset=dataset, distribution=how,
