@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     import keras
 
     import course_lib
-    from course_lib import pipelines, training
+    from course_lib import data, pipelines, training
     from course_lib.models import cifar_resnet
 
     runtime = course_lib.setup(seed=args.seed, profile="full", dataset="cifar10",
@@ -179,7 +179,9 @@ def main(argv=None) -> int:
     applied = int(model.optimizer.iterations)  # steps skipped by mixed precision's loss scaling do not count
     test_error = 100 * (1 - training.accuracy(model, x_test, y_test, batch_size=1000))
 
-    data_name = "synthetic random data (chance: 90% error)" if args.synthetic else "CIFAR-10"
+    data_name = ("synthetic random data (chance: 90% error)" if args.synthetic
+                 else "CIFAR-10 stand-ins (COURSE_STAND_IN_DATA: digits, the error is no evidence)"
+                 if data.stand_in_scale() is not None else "CIFAR-10")
     skipped = f" (and {args.iterations - applied} skipped by loss scaling)" if applied < args.iterations else ""
     print(f"\nResNet-20 (option A, {model.count_params():,} parameters) on {data_name}: "
           f"{applied:,} iterations{skipped} of batch {args.batch_size}, seed {args.seed}")

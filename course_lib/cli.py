@@ -65,17 +65,19 @@ def _resolve_notebooks(names: list[str], root: Path) -> list[Path]:
     return found
 
 
-def execute_notebook(path: Path, output: Path, *, timeout: int, env: dict | None = None):
+def execute_notebook(path: Path, output: Path, *, timeout: int, env: dict | None = None,
+                     allow_errors: bool = False):
     """Execute one notebook with nbclient in its own folder; write the executed copy to ``output``.
 
-    Returns (seconds, error or None).
+    Returns (seconds, error or None). With ``allow_errors`` every cell runs, whatever raised
+    before it; the errors are in the executed copy's outputs.
     """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                             resources={"metadata": {"path": str(path.parent)}})
     saved = dict(os.environ)
     os.environ.update(env or {})

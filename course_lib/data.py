@@ -24,6 +24,7 @@ from .validation import check_array, check_choice, check_number
 DATASETS = ("digits", "digits_pretrain", "mnist", "fashion_mnist", "cifar10")
 EMBEDDED = ("digits", "digits_pretrain")
 CACHE_VARIABLE = "COURSE_CACHE"
+STAND_IN_VARIABLE = "COURSE_STAND_IN_DATA"  # a share of the real size: stand-ins instead of downloads
 PRETRAIN_BASE_SIZE = 32  # distortions are drawn at this resolution, then resized
 _PRETRAIN_FORMAT = 1  # bump when the recipe changes, so old cache files are not reused
 
@@ -43,6 +44,11 @@ _CLASS_NAMES = {
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
                 "dog", "frog", "horse", "ship", "truck"],
 }
+
+
+# What keras.datasets.<name>.load_data() returns: training and test counts, one image's shape.
+_KERAS_SIZES = {"mnist": (60000, 10000, (28, 28)), "fashion_mnist": (60000, 10000, (28, 28)),
+                "cifar10": (50000, 10000, (32, 32, 3))}
 
 
 class DatasetCacheError(RuntimeError):
@@ -361,8 +367,65 @@ def _keras_split(name, val_fraction, seed) -> Split:
                  x_test, y_test, list(_CLASS_NAMES[name]))
 
 
+def stand_in_scale() -> float | None:
+    """The share of each real dataset's size that ``COURSE_STAND_IN_DATA`` asks for in stand-ins
+    (``1``: full size), or None when it is unset, and the real datasets load."""
+    value = os.environ.get(STAND_IN_VARIABLE, "").strip()
+    if not value:
+        return None
+    try:
+        scale = float(value)
+    except ValueError:
+        scale = float("nan")
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"{STAND_IN_VARIABLE} must be a share of the real datasets' size in (0, 1], "
+                         f"such as 1 or 0.05; got {value!r}. Unset it to load the real datasets.")
+    return scale
+
+
+def stand_in(name: str, scale: float = 1.0, seed: int = 0):
+    """Stand-ins for a Keras dataset that cannot be downloaded (a GPU machine with no network).
+
+    Returns what ``keras.datasets.<name>.load_data()`` returns, ((x_train, y_train), (x_test,
+    y_test)) as uint8 arrays of the same shapes, with ``scale`` times the real counts. Each image
+    is an embedded 8x8 digit enlarged to the box the real objects fill (20x20 of MNIST's 28x28,
+    24x24 of CIFAR-10's 32x32), centred within one pixel; CIFAR-10's are tinted on a coloured
+    background. Labels are the digits' own. Times measured on stand-ins are the real dataset's
+    (same sizes, same schedules); accuracies and the claims checked on them are not.
+    """
+    check_choice("name", name, tuple(_KERAS_SIZES))
+    check_number("scale", scale, low=0.0, high=1.0, low_inclusive=False)
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    n_train, n_test, shape = _KERAS_SIZES[name]
+    side, box = shape[0], 20 if shape[0] == 28 else 24
+    boxes = resize_images(digits.images[..., None] / 16.0, box)[..., 0]
+    rng = np.random.default_rng(seed)
+
+    def draw(count):
+        pick = rng.integers(0, len(boxes), count)
+        shifts = rng.integers(-1, 2, (count, 2)) + (side - box) // 2
+        x = np.zeros((count, side, side), np.float32)
+        for dy, dx in {tuple(shift) for shift in shifts}:  # at most 9 placements, each vectorized
+            rows = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
+            x[rows, dy:dy + box, dx:dx + box] = boxes[pick[rows]]
+        if len(shape) == 3:  # a random tint on a random darker background, per image
+            tint = rng.uniform(0.3, 1.0, (count, 1, 1, 3)).astype(np.float32)
+            ground = rng.uniform(0.0, 0.4, (count, 1, 1, 3)).astype(np.float32)
+            x = ground + x[..., None] * (tint - ground)  # = x·tint + (1 − x)·ground
+        y = digits.target[pick].astype(np.uint8)
+        return (x * 255 + 0.5).astype(np.uint8), y[:, None] if name == "cifar10" else y
+
+    return draw(max(1, round(scale * n_train))), draw(max(1, round(scale * n_test)))
+
+
 def _load_keras_dataset(name):
-    """Call Keras's own loader; turn an unreadable cached download into a clear error."""
+    """Call Keras's own loader (or make stand-ins, if ``COURSE_STAND_IN_DATA`` asks); turn an
+    unreadable cached download into a clear error."""
+    scale = stand_in_scale()
+    if scale is not None:
+        return stand_in(name, scale)
     import keras
 
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist,

@@ -298,11 +298,22 @@ class Runtime:
                           "mirrored": "MirroredStrategy over the GPUs"}[self.distribution]
              + "; compiled with XLA where it helps (jit_compile='auto')"),
             ("profile", f"{self.profile} (set {PROFILE_VARIABLE}=ci|cpu|full to change)"),
-            ("dataset", self.dataset),
+            ("dataset", self.dataset + _stand_in_note()),
             ("seed", str(self.seed)),
             ("python", self.versions.get("python", "?")),
         ]
         return "\n".join(f"{key:>10}: {value}" for key, value in rows)
+
+
+def _stand_in_note() -> str:
+    """What the report adds when ``COURSE_STAND_IN_DATA`` replaces downloads with stand-ins."""
+    from .data import STAND_IN_VARIABLE, stand_in_scale
+
+    scale = stand_in_scale()
+    if scale is None:
+        return ""
+    return (f"\n{'':>12}STAND-INS ({STAND_IN_VARIABLE}={scale:g}): Keras's datasets are digits shaped like "
+            f"them,\n{'':>12}ImageNet weights are random: times are real, accuracies and claims are not")
 
 
 def setup(*, seed: int = 0, profile: str | None = None, dataset: str | None = None,

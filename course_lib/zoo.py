@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import STAND_IN_VARIABLE, stand_in_scale
 from .validation import check_choice, check_number
 
 RECIPE_VERSION = 2  # bump when the training code below changes what it produces
@@ -272,6 +273,10 @@ def pretrained(name: str = "digits_cnn", *, input_shape=None, include_top: bool 
     import keras
 
     constructor = getattr(keras.applications, APPLICATIONS[name][0])
+    if weights == "imagenet" and stand_in_scale() is not None:
+        print(f"{name}: random weights instead of ImageNet's ({STAND_IN_VARIABLE} is set): "
+              f"times are real, accuracies are not")
+        weights = None
     if input_shape is None and not include_top:
         input_shape = (224, 224, 3)
     try:

@@ -127,6 +127,45 @@ def test_gpu_notebooks_times_each_notebook_and_reads_back_its_claims(gpu_noteboo
     assert "| 01_lesson |" in gpu_notebooks.markdown(report)
 
 
+def test_gpu_notebooks_on_stand_ins_runs_past_failed_checks_but_not_past_broken_code(gpu_notebooks, tmp_path,
+                                                                                     monkeypatch):
+    import json
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    (tmp_path / "notebooks").mkdir()
+    cells = {"01_checks": ["from course_lib import claims, data\nsplit = data.load('mnist')",
+                           "claims.check('W1', len(split.x_train) > 10**6, {'training images': len(split.x_train)})",
+                           "assert False, 'an accuracy bar'",
+                           "import os\nprint('reached the end with', os.environ['COURSE_STAND_IN_DATA'])"],
+             "02_broken": ["x = 1", "undefined_name + x", "print('runs on')"]}
+    for name, sources in cells.items():
+        notebook = new_notebook(cells=[new_code_cell(source) for source in sources])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(notebook, tmp_path / "notebooks" / f"{name}.ipynb")
+    monkeypatch.setenv("COURSE_ROOT", str(tmp_path))
+    monkeypatch.delenv("COURSE_STAND_IN_DATA", raising=False)
+    out = tmp_path / "out"
+    assert gpu_notebooks.main(["--profile", "ci", "--output", str(out), "--skip-speedups",
+                               "--stand-in-data", "0.01"]) == 1  # the broken notebook fails the run
+    report = json.loads((out / "gpu_notebooks.json").read_text())
+    checks, broken = report["notebooks"]
+    assert checks["error"] is None and [c["type"] for c in checks["failed_checks"]] == ["ClaimFailed", "AssertionError"]
+    assert checks["claims"][0]["evidence"] == ["training images  482"]  # 1% of MNIST's 60,000, less validation
+    executed = nbformat.read(out / "01_checks.ipynb", as_version=4)
+    assert "reached the end with 0.01" in executed.cells[-1].outputs[0]["text"]
+    assert broken["error"].startswith("cell 1: NameError: name 'undefined_name' is not defined")
+    assert report["data"].startswith("stand-ins at 0.01 of the real size")
+    table = gpu_notebooks.markdown(report)
+    assert "2 checks failed on stand-ins (no evidence)" in table and "data: stand-ins" in table
+    assert gpu_notebooks.environment(gpu_notebooks.parse_args(["--stand-in-data"]))["COURSE_STAND_IN_DATA"] == "1"
+    assert "COURSE_STAND_IN_DATA" not in gpu_notebooks.environment(gpu_notebooks.parse_args([]))
+    with pytest.raises(SystemExit):
+        gpu_notebooks.parse_args(["--stand-in-data", "1.5"])
+
+
 def test_gpu_notebooks_speedups_are_ratios_to_float32_without_xla(gpu_notebooks, monkeypatch):
     milliseconds = {("--no-xla",): 40.0, (): 20.0, ("--mixed-precision", "--no-xla"): 25.0,
                     ("--mixed-precision",): 10.0}

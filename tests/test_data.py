@@ -219,5 +219,59 @@ def test_cifar10_goes_through_keras_loader_with_download_replaced(monkeypatch, t
     assert np.allclose(split.x_train[split.y_train == 1], 5 / 255, atol=1e-6)
 
 
+@pytest.mark.parametrize("name, train, test, shape", [("mnist", 600, 100, (28, 28)),
+                                                     ("fashion_mnist", 600, 100, (28, 28)),
+                                                     ("cifar10", 500, 100, (32, 32, 3))])
+def test_stand_ins_come_as_keras_loaders_return_the_data(name, train, test, shape):
+    (x_train, y_train), (x_test, y_test) = data.stand_in(name, scale=0.01)
+    assert x_train.shape == (train, *shape) and x_test.shape == (test, *shape)
+    assert x_train.dtype == x_test.dtype == y_train.dtype == np.uint8
+    label_shape = (lambda n: (n, 1)) if name == "cifar10" else (lambda n: (n,))  # as Keras gives them
+    assert y_train.shape == label_shape(train) and y_test.shape == label_shape(test)
+    assert set(y_train.ravel()) == set(range(10)) and x_train.max() > 200
+    again = data.stand_in(name, scale=0.01)
+    assert np.array_equal(again[0][0], x_train) and np.array_equal(again[1][1], y_test)
+    if name != "cifar10":  # MNIST's layout: the digit inside the central 22x22, a blank border
+        assert x_train[:, :3].max() == 0 and x_train[:, :, -3:].max() == 0
+
+
+def test_stand_ins_are_the_digits_they_are_labelled():
+    """Nearest class mean, fitted on the training stand-ins, names most test stand-ins right."""
+    (x_train, y_train), (x_test, y_test) = data.stand_in("cifar10", scale=0.04)
+    grey = lambda x: x.reshape(len(x), -1).astype(np.float32)  # noqa: E731
+    means = np.stack([grey(x_train)[y_train.ravel() == c].mean(axis=0) for c in range(10)])
+    guesses = np.argmin(((grey(x_test)[:, None] - means[None]) ** 2).sum(axis=-1), axis=1)
+    assert np.mean(guesses == y_test.ravel()) > 0.5  # chance is 0.1
+
+
+def test_stand_in_variable_replaces_the_download(monkeypatch):
+    import keras
+
+    def no_download():
+        raise AssertionError("Keras's loader was called")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", no_download)
+    monkeypatch.setenv(data.STAND_IN_VARIABLE, "0.01")
+    split = data.load("mnist", val_fraction=0.2)
+    assert len(split.x_train) + len(split.x_val) == 600 and len(split.x_test) == 100
+    assert abs(len(split.x_val) - 120) <= 5  # a fifth of each class, rounded
+    assert split.image_shape == (28, 28, 1) and split.x_train.dtype == np.float32
+    assert data.load("digits").image_shape == (8, 8, 1)  # the embedded data stays as it is
+
+
+@pytest.mark.parametrize("value", ["0", "2", "-0.5", "half", "nan"])
+def test_stand_in_variable_out_of_range_says_what_is_expected(monkeypatch, value):
+    monkeypatch.setenv(data.STAND_IN_VARIABLE, value)
+    with pytest.raises(ValueError, match=r"COURSE_STAND_IN_DATA must be a share .* in \(0, 1\].*got"):
+        data.load("mnist")
+
+
+def test_stand_in_arguments_are_checked():
+    with pytest.raises(ValueError, match="name must be one of"):
+        data.stand_in("digits")
+    with pytest.raises(ValueError, match="scale must be in"):
+        data.stand_in("mnist", scale=0.0)
+
+
 def test_resize_of_an_empty_part_keeps_the_new_size():
     assert data.resize_images(np.zeros((0, 8, 8, 3)), 4).shape == (0, 4, 4, 3)

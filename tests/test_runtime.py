@@ -86,6 +86,20 @@ def test_setup_reports_everything(capsys, monkeypatch):
         runtime.setup(dataset="imagenet", verbose=False)
 
 
+def test_setup_says_loudly_when_stand_ins_replace_the_datasets(capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "ci")
+    monkeypatch.delenv("COURSE_STAND_IN_DATA", raising=False)
+    runtime.setup(dataset="mnist")
+    assert "STAND-INS" not in capsys.readouterr().out
+    monkeypatch.setenv("COURSE_STAND_IN_DATA", "0.05")
+    runtime.setup(dataset="mnist")
+    printed = capsys.readouterr().out
+    assert "STAND-INS (COURSE_STAND_IN_DATA=0.05)" in printed and "claims are not" in printed
+    monkeypatch.setenv("COURSE_STAND_IN_DATA", "all")
+    with pytest.raises(ValueError, match="COURSE_STAND_IN_DATA must be a share"):
+        runtime.setup(dataset="mnist")
+
+
 def test_backend_choice_follows_override_then_tpu_then_tensorflow():
     both = lambda name: name in ("tensorflow", "jax")  # noqa: E731
     jax_only = lambda name: name == "jax"  # noqa: E731

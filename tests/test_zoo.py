@@ -103,6 +103,19 @@ def test_imagenet_weights_offline_give_a_clear_error(monkeypatch, tmp_path):
     assert "mobilenet_v2" in text and str(tmp_path / "models") in text and "pretrained('digits_cnn')" in text
 
 
+def test_stand_ins_replace_imagenet_weights_by_random_ones(monkeypatch, capsys):
+    from keras.src.utils import file_utils
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(file_utils, "get_file", no_download)
+    monkeypatch.setenv("COURSE_STAND_IN_DATA", "1")
+    model = zoo.pretrained("mobilenet_v2", input_shape=(32, 32, 3), pooling="avg", alpha=0.35)
+    assert model.output.shape[-1] > 0
+    assert "random weights instead of ImageNet's" in capsys.readouterr().out
+
+
 def test_random_weights_need_no_download():
     model = zoo.pretrained("mobilenet_v2", weights=None, input_shape=(32, 32, 3), pooling="avg", alpha=0.35)
     assert model.output.shape[-1] > 0
