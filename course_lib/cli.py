@@ -69,12 +69,13 @@ def execute_notebook(path: Path, output: Path, *, timeout: int, env: dict | None
                      allow_errors: bool = False):
     """Execute one notebook with nbclient in its own folder; write the executed copy to ``output``.
 
-    Returns (seconds, error or None). With ``allow_errors`` every cell runs, whatever raised
-    before it; the errors are in the executed copy's outputs.
+    Returns (seconds, error or None); a cell that runs past ``timeout`` seconds or kills its kernel
+    is an error too. With ``allow_errors`` every cell runs, whatever raised before it; the errors are
+    in the executed copy's outputs.
     """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
@@ -87,6 +88,10 @@ def execute_notebook(path: Path, output: Path, *, timeout: int, env: dict | None
         client.execute()
     except CellExecutionError as failure:
         error = str(failure).strip().splitlines()[-1]
+    except CellTimeoutError:
+        error = f"a cell ran longer than {timeout} s"
+    except DeadKernelError:
+        error = "the kernel died (out of memory, or killed)"
     finally:
         os.environ.clear()
         os.environ.update(saved)

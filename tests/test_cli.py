@@ -49,6 +49,17 @@ def test_run_fails_on_a_broken_notebook_and_names_the_error(course, capsys):
     assert "02_bad.ipynb" in out and "FAILED" in out and "broken lesson" in out
 
 
+@pytest.mark.parametrize("source, error", [("import time\ntime.sleep(60)", "a cell ran longer than 5 s"),
+                                           ("import os\nos._exit(1)", "the kernel died")])
+def test_execute_notebook_reports_a_cell_past_its_time_or_a_dead_kernel(tmp_path, source, error):
+    notebook = new_notebook(cells=[new_code_cell("x = 1"), new_code_cell(source), new_code_cell("print(x)")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "lesson.ipynb")
+    seconds, found = cli.execute_notebook(tmp_path / "lesson.ipynb", tmp_path / "out" / "lesson.ipynb", timeout=5)
+    assert found.startswith(error) and seconds < 60
+    assert nbformat.read(tmp_path / "out" / "lesson.ipynb", as_version=4).cells[0].execution_count == 1
+
+
 def test_run_names_the_notebooks_when_one_is_unknown(course):
     with pytest.raises(SystemExit, match="no notebook 'nope'; the notebooks are: 01_good, 02_bad"):
         cli.main(["run", "nope"])
