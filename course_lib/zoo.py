@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import STAND_IN_VARIABLE, stand_in_scale
+from . import data
 from .validation import check_choice, check_number
 
 RECIPE_VERSION = 2  # bump when the training code below changes what it produces
@@ -143,16 +143,12 @@ def base_of(model):
 
 def weights_path(recipe: Recipe = DEFAULT_RECIPE) -> Path:
     """Where the weights of ``recipe`` are cached: ``data.cache_dir()/<recipe key>.npz``."""
-    from .data import cache_dir
-
-    return cache_dir() / f"{recipe.key}.npz"
+    return data.cache_dir() / f"{recipe.key}.npz"
 
 
 def pretraining_data(recipe: Recipe = DEFAULT_RECIPE):
     """The pretraining ``Split``: distorted training digits of ``recipe.classes`` (classes renumbered
     0..k-1), with the undistorted validation and test digits of the same classes."""
-    from . import data
-
     return data.load("digits_pretrain", classes=list(recipe.classes), image_size=recipe.image_size,
                      pretrain_copies=recipe.pretrain_copies, seed=0)
 
@@ -225,10 +221,8 @@ def digits_net(recipe: Recipe = DEFAULT_RECIPE, *, build: bool = True, progress:
         weights = _read_weights(path)
     elif build:
         weights = build_weights(recipe, progress=progress)
-        from .data import write_cache_file
-
-        write_cache_file(path, count=len(weights), recipe=json.dumps(asdict(recipe), default=list),
-                         **{f"w{i}": w for i, w in enumerate(weights)})
+        data.write_cache_file(path, count=len(weights), recipe=json.dumps(asdict(recipe), default=list),
+                              **{f"w{i}": w for i, w in enumerate(weights)})
     else:
         raise FileNotFoundError(f"no cached weights for {recipe.key} at {path}; run "
                                 f"`python -m course_lib.zoo` (or call digits_net()) to build them")
@@ -273,8 +267,8 @@ def pretrained(name: str = "digits_cnn", *, input_shape=None, include_top: bool 
     import keras
 
     constructor = getattr(keras.applications, APPLICATIONS[name][0])
-    if weights == "imagenet" and stand_in_scale() is not None:
-        print(f"{name}: random weights instead of ImageNet's ({STAND_IN_VARIABLE} is set): "
+    if weights == "imagenet" and data.stand_in_scale() is not None:
+        print(f"{name}: random weights instead of ImageNet's ({data.STAND_IN_VARIABLE} is set): "
               f"times are real, accuracies are not")
         weights = None
     if input_shape is None and not include_top:
