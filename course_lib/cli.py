@@ -56,7 +56,8 @@ def _resolve_notebooks(names: list[str], root: Path) -> list[Path]:
     for name in names:
         path = Path(name)
         candidates = [path, folder / path, folder / f"{path}.ipynb"]
-        candidates += sorted(folder.glob(f"{name}*.ipynb"))
+        if not path.is_absolute():  # a prefix such as "09" names notebooks/09_*.ipynb
+            candidates += sorted(folder.glob(f"{name}*.ipynb"))
         match = next((c for c in candidates if c.is_file()), None)
         if match is None:
             known = ", ".join(p.stem for p in sorted(folder.glob("*.ipynb")))

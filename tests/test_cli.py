@@ -65,6 +65,15 @@ def test_run_names_the_notebooks_when_one_is_unknown(course):
         cli.main(["run", "nope"])
 
 
+def test_run_takes_a_notebook_by_absolute_path_and_names_a_missing_one(course, tmp_path_factory, capsys):
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "lesson.ipynb"
+    (course / "notebooks" / "01_good.ipynb").rename(elsewhere)
+    assert cli.main(["run", str(elsewhere), "--profile", "ci", "--output", str(course / "build")]) == 0
+    assert "lesson.ipynb" in capsys.readouterr().out and (course / "build" / "lesson.ipynb").is_file()
+    with pytest.raises(SystemExit, match=f"no notebook '{elsewhere.parent / 'nope.ipynb'}'"):
+        cli.main(["run", str(elsewhere.parent / "nope.ipynb")])
+
+
 def test_release_and_verify_name_unknown_assignments(course, capsys):
     assert cli.main(["release", "ps9"]) == 1
     err = capsys.readouterr().err
