@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -70,7 +71,7 @@ def test_run_takes_a_notebook_by_absolute_path_and_names_a_missing_one(course, t
     (course / "notebooks" / "01_good.ipynb").rename(elsewhere)
     assert cli.main(["run", str(elsewhere), "--profile", "ci", "--output", str(course / "build")]) == 0
     assert "lesson.ipynb" in capsys.readouterr().out and (course / "build" / "lesson.ipynb").is_file()
-    with pytest.raises(SystemExit, match=f"no notebook '{elsewhere.parent / 'nope.ipynb'}'"):
+    with pytest.raises(SystemExit, match=re.escape(f"no notebook '{elsewhere.parent / 'nope.ipynb'}'")):
         cli.main(["run", str(elsewhere.parent / "nope.ipynb")])
 
 
