@@ -7,7 +7,7 @@ asserts; then the speedups of mixed precision and XLA on ResNet-20 training, as 
 
 Meant for one modern GPU (the bar: each notebook at most 5 minutes in `full`). On a machine with
 JAX but no TensorFlow, run it with KERAS_BACKEND=jax after installing only what the machine lacks
-(README, "Runtimes"). Writes `gpu_notebooks.json` and the executed notebooks to --output, and
+(benchmarks/offline_wheels.py makes those wheels where there is no network). Writes `gpu_notebooks.json` and the executed notebooks to --output, and
 prints two tables in Markdown, ready for the README (the JSON is rewritten after every notebook and
 every ResNet-20 arm, so a run cut short by a time limit keeps what it measured):
 
@@ -155,6 +155,11 @@ def run_speedups(args, save) -> list[dict]:
     return rows
 
 
+def table_cell(text: str) -> str:
+    """Text for one cell of a Markdown table: alignment spaces collapsed, `|` (as in |z|) escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def markdown(report: dict) -> str:
     lines = [f"Device: {report['device']}; Keras backend {report['backend']}; profile {report['profile']}; "
              f"data: {report['data']}.", "",
@@ -167,11 +172,11 @@ def markdown(report: dict) -> str:
             result += f"; {len(row['failed_checks'])} checks failed on stand-ins (no evidence)"
         claims = "; ".join(f"{c['id']} {'holds' if c['holds'] else 'FAILS'} ({', '.join(c['evidence'][:3])})"
                            for c in row["claims"]) or "none"
-        lines.append(f"| {row['notebook']} | {row['seconds']:.1f} | {result} | {claims} |")
+        lines.append(f"| {row['notebook']} | {row['seconds']:.1f} | {table_cell(result)} | {table_cell(claims)} |")
     if report.get("speedups"):
         lines += ["", "| ResNet-20 training | ms per iteration | speedup over float32, no XLA |", "|---|---:|---:|"]
         for row in report["speedups"]:
-            ms = f"{row['ms_per_iteration']:.1f}" if row["ms_per_iteration"] else f"failed: {row['error']}"
+            ms = f"{row['ms_per_iteration']:.1f}" if row["ms_per_iteration"] else table_cell(f"failed: {row['error']}")
             speedup = row.get("speedup")
             lines.append(f"| {row['arm']} | {ms} | {str(speedup) + '×' if speedup else '-'} |")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +126,10 @@ def test_gpu_notebooks_times_each_notebook_and_reads_back_its_claims(gpu_noteboo
                                                                        "relative error  1.000e-09"]}]
     assert report["profile"] == "ci" and report["device"]
     assert "| 01_lesson |" in gpu_notebooks.markdown(report)
+    assert "W1 holds (profile ci, relative error 1.000e-09)" in gpu_notebooks.markdown(report)
+    row["claims"] = [{"id": "D2", "holds": True, "evidence": ["largest |z|    3.323"]}]
+    last_row = gpu_notebooks.markdown(report).splitlines()[-1]
+    assert len(re.findall(r"(?<!\\)\|", last_row)) == 5, f"a | in the evidence must be escaped: {last_row}"
 
 
 def test_gpu_notebooks_on_stand_ins_runs_past_failed_checks_but_not_past_broken_code(gpu_notebooks, tmp_path,
@@ -225,3 +230,82 @@ def test_matmul_flops_runs_and_reports(root):
     assert re.search(r"^device: .+, backend (tensorflow|jax|torch)", report, re.M), report
     assert re.search(r"^best float32 +\d+\.\d{4} TFLOP/s at n=(8|32)$", report, re.M), report
     assert "Tesla V100 125 T" in report, report
+
+
+@pytest.fixture
+def offline_wheels(root):
+    return load_script(root, "offline_wheels")
+
+
+def test_offline_wheels_reads_a_pip_freeze_or_bare_names(offline_wheels):
+    freeze = "# from the GPU machine\nnumpy==2.5.2\n-e git+https://example.org/x.git#egg=x\nTyping_Extensions==4.15.0\n"
+    assert offline_wheels.installed(freeze + "JAX, jaxlib scikit-learn\nx @ file:///src/x\n") == {
+        "numpy": "2.5.2", "typing-extensions": "4.15.0", "jax": None, "jaxlib": None, "scikit-learn": None,
+        "x": None}
+    pip_list = "Package    Version  Editable project location\n---------- -------- ----\njax        0.11.2\n" \
+               "course-lib 0.1.0    /work/main\n"
+    assert offline_wheels.installed(pip_list) == {"jax": "0.11.2", "course-lib": "0.1.0"}
+    with pytest.raises(ValueError, match="'numpy>=2' is not a package name or name==version"):
+        offline_wheels.installed("numpy>=2")
+    with pytest.raises(ValueError, match="names no packages"):
+        offline_wheels.installed("# nothing\n")
+
+
+def test_offline_wheels_needs_the_jax_extra_and_the_notebook_runner_and_no_tensorflow(offline_wheels):
+    from packaging.requirements import Requirement
+
+    names = {Requirement(line).name for line in offline_wheels.needed()}
+    assert {"keras", "numpy", "scikit-learn", "ipywidgets", "jax", "nbclient", "nbformat", "ipykernel"} <= names
+    assert not names & {"tensorflow", "tensorflow-cpu", "jupyterlab", "nbgrader", "pytest", "course-lib"}
+
+
+def test_offline_wheels_downloads_only_what_the_target_lacks(offline_wheels, tmp_path, monkeypatch, capsys):
+    import json
+
+    calls = []
+
+    def fake_pip(*arguments):  # pip's resolver needs a registry; here it answers from a fixed report
+        options = list(arguments)
+        if arguments[0] == "install":
+            constraints = Path(options[options.index("-c") + 1]).read_text()
+            calls.append(("install", options, constraints))
+            resolved = [("keras", "3.15.1"), ("NumPy", "2.5.2"), ("jax", "0.11.2"), ("namex", "0.1.0")]
+            Path(options[options.index("--report") + 1]).write_text(json.dumps(
+                {"install": [{"metadata": {"name": name, "version": version}} for name, version in resolved]}))
+        else:
+            calls.append(("download", options, None))
+            dest = Path(options[options.index("--dest") + 1])
+            for wheel in ("keras-3.15.1-py3-none-any.whl", "namex-0.1.0-py3-none-any.whl"):
+                (dest / wheel).write_bytes(b"0" * 1024)
+
+    monkeypatch.setattr(offline_wheels, "pip", fake_pip)
+    have = tmp_path / "have.txt"
+    have.write_text("numpy==2.5.2\njax\n")
+    dest = tmp_path / "wheels"
+    assert offline_wheels.main(["--have", str(have), "--python-version", "3.12", "--dest", str(dest)]) == 0
+    (_, resolving, constraints), (_, downloading, _) = calls
+    assert constraints == "numpy==2.5.2\n", "the target's versions constrain the resolution"
+    for options in (resolving, downloading):
+        assert options[options.index("--python-version") + 1] == "3.12" and "--only-binary=:all:" in options
+        assert "manylinux2014_x86_64" in options
+    assert "--dry-run" in resolving and "nbclient>=0.10" in resolving
+    assert "--no-deps" in downloading and downloading[-2:] == ["keras==3.15.1", "namex==0.1.0"]
+    out = capsys.readouterr().out
+    assert "4 packages, 2 already on the target, 2 missing" in out and "2 wheels, 0.0 MiB" in out
+
+    calls.clear()
+    assert offline_wheels.main(["--have", str(have), "--dry-run"]) == 0
+    assert [call[0] for call in calls] == ["install"], "a dry run downloads nothing"
+
+
+def test_offline_wheels_refuses_bad_options(offline_wheels, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        offline_wheels.parse_args(["--have", str(tmp_path / "absent.txt")])
+    assert "absent.txt: no such file" in capsys.readouterr().err
+    (tmp_path / "have.txt").write_text("numpy\n")
+    with pytest.raises(SystemExit):
+        offline_wheels.parse_args(["--have", str(tmp_path / "have.txt"), "--python-version", "312"])
+    assert "--python-version must be like 3.12; got '312'" in capsys.readouterr().err
+    (tmp_path / "bad.txt").write_text("numpy>=2.5\n")
+    with pytest.raises(SystemExit, match="bad.txt: 'numpy>=2.5' is not a package name or name==version"):
+        offline_wheels.main(["--have", str(tmp_path / "bad.txt"), "--dry-run"])
