@@ -110,12 +110,12 @@ def needed() -> list[str]:
     return [f"{r.name}{r.specifier}" for r in declared if wanted(r) and canonicalize_name(r.name) != PROJECT]
 
 
-def pip(*arguments: str) -> None:
-    """Run pip; its own error, and what was asked, when it fails."""
+def pip(*arguments: str, hint: str = "") -> None:
+    """Run pip; the end of its own error, and the hint, when it fails."""
     run = subprocess.run([sys.executable, "-m", "pip", *arguments], capture_output=True, text=True)
     if run.returncode != 0:
         tail = "\n".join(run.stderr.strip().splitlines()[-15:])
-        raise SystemExit(f"pip {arguments[0]} failed:\n{tail}")
+        raise SystemExit(f"pip {arguments[0]} failed:\n{tail}" + (f"\n{hint}" if hint else ""))
 
 
 def target_options(args) -> list[str]:
@@ -130,7 +130,9 @@ def resolve(requirements: list[str], have: dict[str, str | None], args) -> dict[
         constraints.write_text("".join(f"{name}=={version}\n" for name, version in have.items() if version))
         report = Path(scratch, "report.json")
         pip("install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
-            "--target", str(Path(scratch, "target")), *target_options(args), "-c", str(constraints), *requirements)
+            "--target", str(Path(scratch, "target")), *target_options(args), "-c", str(constraints), *requirements,
+            hint="A version the HAVE list gives may be missing from this index, or clash with a requirement: "
+                 "drop that version (keep the name) and pip chooses one.")
         return {canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
                 for item in json.loads(report.read_text())["install"]}
 

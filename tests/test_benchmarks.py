@@ -264,7 +264,7 @@ def test_offline_wheels_downloads_only_what_the_target_lacks(offline_wheels, tmp
 
     calls = []
 
-    def fake_pip(*arguments):  # pip's resolver needs a registry; here it answers from a fixed report
+    def fake_pip(*arguments, hint=""):  # pip's resolver needs a registry; here it answers from a fixed report
         options = list(arguments)
         if arguments[0] == "install":
             constraints = Path(options[options.index("-c") + 1]).read_text()
@@ -309,3 +309,10 @@ def test_offline_wheels_refuses_bad_options(offline_wheels, tmp_path, capsys):
     (tmp_path / "bad.txt").write_text("numpy>=2.5\n")
     with pytest.raises(SystemExit, match="bad.txt: 'numpy>=2.5' is not a package name or name==version"):
         offline_wheels.main(["--have", str(tmp_path / "bad.txt"), "--dry-run"])
+
+
+def test_offline_wheels_shows_pips_own_error_and_a_hint(offline_wheels):
+    with pytest.raises(SystemExit) as failed:
+        offline_wheels.pip("download", "--no-index", "--dest", "/nonexistent", "no-such-package-0", hint="try this")
+    assert "pip download failed:" in str(failed.value) and "no-such-package-0" in str(failed.value)
+    assert str(failed.value).endswith("\ntry this")
