@@ -34,13 +34,13 @@ from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 PROJECT = "course-lib"
 EXTRA = "jax"  # the backend that needs no TensorFlow: what a JAX-only GPU or TPU machine runs
 RUNNER = ("nbclient", "nbformat", "ipykernel")  # from the `lab` extra: what executes a notebook headless
 PACKAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-PIP_LIST_ROW = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s+(?P<version>\d[A-Za-z0-9.+!_-]*)(\s+\S.*)?")
+PIP_LIST_ROW = re.compile(rf"(?P<name>{PACKAGE_NAME.pattern})\s+(?P<version>\d\S*)(\s+\S.*)?")  # name version [location]
 MANYLINUX_X86_64 = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
                     "manylinux2014_x86_64", "manylinux1_x86_64")
 
@@ -157,6 +157,12 @@ def main(argv=None) -> int:
     wheels = sorted(args.dest.glob("*.whl"))
     megabytes = sum(wheel.stat().st_size for wheel in wheels) / 2**20
     print(f"{len(wheels)} wheels, {megabytes:.1f} MiB, in {args.dest}")
+    stale = [wheel.name for wheel in wheels if str(parse_wheel_filename(wheel.name)[1])
+             != missing.get(canonicalize_name(parse_wheel_filename(wheel.name)[0]))]
+    if stale:  # an installed `*.whl` with two versions of one package stops the whole install
+        print(f"{args.dest} also holds wheels this list does not ask for; move them away before installing "
+              f"{args.dest}/*.whl: {' '.join(stale)}")
+        return 1
     return 0
 
 

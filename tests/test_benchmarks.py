@@ -297,6 +297,11 @@ def test_offline_wheels_downloads_only_what_the_target_lacks(offline_wheels, tmp
     assert offline_wheels.main(["--have", str(have), "--dry-run"]) == 0
     assert [call[0] for call in calls] == ["install"], "a dry run downloads nothing"
 
+    (dest / "keras-3.14.0-py3-none-any.whl").write_bytes(b"0")  # left from an earlier run
+    assert offline_wheels.main(["--have", str(have), "--dest", str(dest)]) == 1
+    assert "move them away before installing" in capsys.readouterr().out.splitlines()[-1]
+    assert (dest / "keras-3.14.0-py3-none-any.whl").exists(), "nothing is deleted"
+
 
 def test_offline_wheels_refuses_bad_options(offline_wheels, tmp_path, capsys):
     with pytest.raises(SystemExit):
