@@ -321,3 +321,22 @@ def test_offline_wheels_shows_pips_own_error_and_a_hint(offline_wheels):
         offline_wheels.pip("download", "--no-index", "--dest", "/nonexistent", "no-such-package-0", hint="try this")
     assert "pip download failed:" in str(failed.value) and "no-such-package-0" in str(failed.value)
     assert str(failed.value).endswith("\ntry this")
+
+
+def test_step_cost_reports_ms_per_step_for_each_steps_per_execution(root):
+    run = subprocess.run([sys.executable, str(root / "benchmarks" / "step_cost.py"), "--images", "256",
+                          "--steps-per-execution", "1", "4"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert re.search(r"^backend (tensorflow|jax), devices .+; 784-100-10 MLP, batch 32, 8 steps per epoch$",
+                     run.stdout, re.M), run.stdout
+    rows = re.findall(r"^steps_per_execution +(\d+): +\d+\.\d\d s per epoch, \d+\.\d{3} ms per step; "
+                      r"first fit of (\d+) steps \(compiling\) \d+\.\d\d s$", run.stdout, re.M)
+    assert rows == [("1", "4"), ("4", "8")], run.stdout
+
+
+def test_step_cost_refuses_bad_options(root):
+    step_cost = load_script(root, "step_cost")
+    for bad in (["--images", "0"], ["--batch-size", "0"], ["--steps-per-execution", "0"], ["--images", "16"]):
+        with pytest.raises(SystemExit):
+            step_cost.parse_args(bad)

@@ -1,0 +1,68 @@
+"""What one small training step costs in Keras's `fit`: notebook 03's MLP on MNIST-sized data.
+
+    python benchmarks/step_cost.py [--images 48000] [--batch-size 32] [--steps-per-execution 1 32]
+
+Notebook 03 trains a 784-100-10 MLP with SGD + momentum in batches of 32. Such a step is a few
+MFLOP, so its time is Keras's and the backend's overhead per step (dispatch, batching, callbacks),
+not arithmetic, on a CPU and on a GPU alike: steps x this cost is what a profile's training takes.
+Prints, for each `steps_per_execution` (steps run per call of the compiled train function), ms
+per step over one epoch of random data after a first short fit, and that first fit's time, which
+holds the compilation: a notebook that builds a new model per trial pays it every time.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=48_000, help="training images per epoch (MNIST's, less validation)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps-per-execution", type=int, nargs="+", default=[1, 32])
+    args = parser.parse_args(argv)
+    for name in ("images", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
+    if min(args.steps_per_execution) < 1:
+        parser.error(f"--steps-per-execution must be at least 1; got {args.steps_per_execution}")
+    if args.images < args.batch_size:
+        parser.error(f"--images ({args.images}) must hold at least one batch of {args.batch_size}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import course_lib  # noqa: F401  (chooses the backend, as a notebook's setup cell does)
+    import keras
+    import numpy as np
+
+    from course_lib import runtime
+
+    rng = np.random.default_rng(0)
+    x = rng.random((args.images, 784), dtype=np.float32)
+    y = rng.integers(0, 10, args.images)
+    steps = -(-args.images // args.batch_size)
+    print(f"backend {runtime.backend()}, devices {', '.join(runtime.devices())}; 784-100-10 MLP, "
+          f"batch {args.batch_size}, {steps} steps per epoch")
+    for per_call in args.steps_per_execution:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(100, activation="relu"),
+                                  keras.layers.Dense(10)])
+        model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=per_call)
+        warm_up = min(args.images, 4 * per_call * args.batch_size)
+        started = time.perf_counter()
+        model.fit(x[:warm_up], y[:warm_up], batch_size=args.batch_size, epochs=1, verbose=0)  # compiles
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+        seconds = time.perf_counter() - started
+        print(f"steps_per_execution {per_call:>3}: {seconds:6.2f} s per epoch, {1000 * seconds / steps:.3f} ms per step; "
+              f"first fit of {-(-warm_up // args.batch_size)} steps (compiling) {first:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
