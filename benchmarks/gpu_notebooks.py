@@ -7,9 +7,10 @@ asserts; then the speedups of mixed precision and XLA on ResNet-20 training, as 
 
 Meant for one modern GPU (the bar: each notebook at most 5 minutes in `full`). On a machine with
 JAX but no TensorFlow, run it with KERAS_BACKEND=jax after installing only what the machine lacks
-(benchmarks/offline_wheels.py makes those wheels where there is no network). Writes `gpu_notebooks.json` and the executed notebooks to --output, and
-prints two tables in Markdown, ready for the README (the JSON is rewritten after every notebook and
-every ResNet-20 arm, so a run cut short by a time limit keeps what it measured):
+(benchmarks/offline_wheels.py makes those wheels where there is no network). Writes
+`gpu_notebooks.json` and the executed notebooks to --output, and prints two tables in Markdown,
+ready for the README (the JSON is rewritten after every notebook and every ResNet-20 arm, so a run
+cut short by a time limit keeps what it measured):
 
 * per notebook: seconds, result, and the evidence of every claim it checked (claims.check prints
   it, so it is read back from the executed notebook's output);

@@ -157,8 +157,8 @@ def main(argv=None) -> int:
     wheels = sorted(args.dest.glob("*.whl"))
     megabytes = sum(wheel.stat().st_size for wheel in wheels) / 2**20
     print(f"{len(wheels)} wheels, {megabytes:.1f} MiB, in {args.dest}")
-    stale = [wheel.name for wheel in wheels if str(parse_wheel_filename(wheel.name)[1])
-             != missing.get(canonicalize_name(parse_wheel_filename(wheel.name)[0]))]
+    parsed = {wheel.name: parse_wheel_filename(wheel.name)[:2] for wheel in wheels}  # (canonical name, version)
+    stale = [file for file, (name, version) in parsed.items() if str(version) != missing.get(name)]
     if stale:  # an installed `*.whl` with two versions of one package stops the whole install
         print(f"{args.dest} also holds wheels this list does not ask for; move them away before installing "
               f"{args.dest}/*.whl: {' '.join(stale)}")

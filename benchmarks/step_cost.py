@@ -34,11 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import course_lib  # noqa: F401  (chooses the backend, as a notebook's setup cell does)
+    from course_lib import runtime  # first: importing course_lib chooses Keras's backend
     import keras
     import numpy as np
-
-    from course_lib import runtime
 
     rng = np.random.default_rng(0)
     x = rng.random((args.images, 784), dtype=np.float32)
