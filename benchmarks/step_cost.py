@@ -7,7 +7,8 @@ MFLOP, so its time is Keras's and the backend's overhead per step (dispatch, bat
 not arithmetic, on a CPU and on a GPU alike: steps x this cost is what a profile's training takes.
 Prints, for each `steps_per_execution` (steps run per call of the compiled train function), ms
 per step over one epoch of random data after a first short fit, and that first fit's time, which
-holds the compilation: a notebook that builds a new model per trial pays it every time.
+holds the compilation: a notebook that builds a new model per trial pays it every time. Then the
+same epoch as a loop of `train_on_batch` calls, one per batch, the loop notebooks 01 and 02 write out.
 """
 from __future__ import annotations
 
@@ -44,12 +45,17 @@ def main(argv=None) -> int:
     steps = -(-args.images // args.batch_size)
     print(f"backend {runtime.backend()}, devices {', '.join(runtime.devices())}; 784-100-10 MLP, "
           f"batch {args.batch_size}, {steps} steps per epoch")
-    for per_call in args.steps_per_execution:
+
+    def mlp(per_call=1):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(100, activation="relu"),
                                   keras.layers.Dense(10)])
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=per_call)
+        return model
+
+    for per_call in args.steps_per_execution:
+        model = mlp(per_call)
         warm_up = min(args.images, 4 * per_call * args.batch_size)
         started = time.perf_counter()
         model.fit(x[:warm_up], y[:warm_up], batch_size=args.batch_size, epochs=1, verbose=0)  # compiles
@@ -59,6 +65,14 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - started
         print(f"steps_per_execution {per_call:>3}: {seconds:6.2f} s per epoch, {1000 * seconds / steps:.3f} ms per step; "
               f"first fit of {-(-warm_up // args.batch_size)} steps (compiling) {first:.2f} s")
+    model = mlp()
+    model.train_on_batch(x[:args.batch_size], y[:args.batch_size])  # compiles
+    full_batches = args.images // args.batch_size  # a ragged last batch would compile again
+    started = time.perf_counter()
+    for start in range(0, full_batches * args.batch_size, args.batch_size):
+        model.train_on_batch(x[start:start + args.batch_size], y[start:start + args.batch_size])
+    seconds = time.perf_counter() - started
+    print(f"train_on_batch loop:   {seconds:6.2f} s for {full_batches} steps, {1000 * seconds / full_batches:.3f} ms per step")
     return 0
 
 
