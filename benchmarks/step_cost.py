@@ -8,7 +8,8 @@ not arithmetic, on a CPU and on a GPU alike: steps x this cost is what a profile
 Prints, for each `steps_per_execution` (steps run per call of the compiled train function), ms
 per step over one epoch of random data after a first short fit, and that first fit's time, which
 holds the compilation: a notebook that builds a new model per trial pays it every time. Then the
-same epoch as a loop of `train_on_batch` calls, one per batch, the loop notebooks 01 and 02 write out.
+same epoch as a loop of `train_on_batch` calls, one per batch, and what a `fit` call costs beyond
+its steps (a fit of one batch): notebooks 01 and 02 call `fit` once per epoch of tens of steps.
 """
 from __future__ import annotations
 
@@ -65,6 +66,12 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - started
         print(f"steps_per_execution {per_call:>3}: {seconds:6.2f} s per epoch, {1000 * seconds / steps:.3f} ms per step; "
               f"first fit of {-(-warm_up // args.batch_size)} steps (compiling) {first:.2f} s")
+    calls = 10
+    started = time.perf_counter()
+    for _ in range(calls):
+        model.fit(x[:args.batch_size], y[:args.batch_size], batch_size=args.batch_size, epochs=1, verbose=0)
+    print(f"fit of one batch:      {1000 * (time.perf_counter() - started) / calls:.1f} ms per call, "
+          f"mean of {calls}")
     model = mlp()
     model.train_on_batch(x[:args.batch_size], y[:args.batch_size])  # compiles
     full_batches = args.images // args.batch_size  # a ragged last batch would compile again
