@@ -9,8 +9,10 @@ not arithmetic, on a CPU and on a GPU alike: steps x this cost is what a profile
 Prints, for each `steps_per_execution` (steps run per call of the compiled train function), ms
 per step over one epoch of random data after a first short fit, and that first fit's time, which
 holds the compilation: a notebook that builds a new model per trial pays it every time. Then the
-same epoch as a loop of `train_on_batch` calls, one per batch, and what a `fit` call costs beyond
-its steps (a fit of one batch): notebooks 01 and 02 call `fit` once per epoch of tens of steps.
+same epoch from `pipelines.OrderedEpochs` (NumPy batches through a PyDataset, as notebooks 01 and
+02 train, at the last `steps_per_execution`), as a loop of `train_on_batch` calls, one per batch,
+and what a `fit` call costs beyond its steps (a fit of one batch): why notebooks 01 and 02 make a
+whole run of tens of short epochs one `fit` call.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from course_lib import runtime  # first: importing course_lib chooses Keras's backend
+    from course_lib.pipelines import OrderedEpochs
     import keras
     import numpy as np
 
@@ -56,6 +59,10 @@ def main(argv=None) -> int:
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=per_call)
         return model
 
+    def fit_ordered_epoch(model, order):
+        batches = OrderedEpochs(x, y, [order], batch_size=args.batch_size)
+        model.fit(batches, epochs=1, steps_per_epoch=batches.steps_per_epoch, shuffle=False, verbose=0)
+
     for per_call in args.steps_per_execution:
         model = mlp(per_call)
         warm_up = min(args.images, 4 * per_call * args.batch_size)
@@ -67,6 +74,12 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - started
         print(f"steps_per_execution {per_call:>3}: {seconds:6.2f} s per epoch, {1000 * seconds / steps:.3f} ms per step; "
               f"first fit of {-(-warm_up // args.batch_size)} steps (compiling) {first:.2f} s")
+    fit_ordered_epoch(model, np.arange(warm_up))  # the PyDataset's batches may trace the function anew
+    started = time.perf_counter()
+    fit_ordered_epoch(model, np.arange(args.images))
+    seconds = time.perf_counter() - started
+    print(f"OrderedEpochs in fit:  {seconds:6.2f} s per epoch, {1000 * seconds / steps:.3f} ms per step "
+          f"(steps_per_execution {per_call})")
     model = mlp()
     one_batch = x[:args.batch_size], y[:args.batch_size]
     model.fit(*one_batch, batch_size=args.batch_size, verbose=0)  # compiles

@@ -3,7 +3,8 @@
 ``ArrayPipeline`` is a ``keras.utils.PyDataset``: plain NumPy batches, reshuffled every
 epoch, optionally augmented, so it runs on JAX with TensorFlow not installed. On the
 TensorFlow backend, ``pipeline`` hands un-augmented data to tf.data instead, which only
-makes it faster.
+makes it faster. ``OrderedEpochs`` gives a whole run's epochs in orders drawn beforehand,
+for experiments whose arms must see the same batches in the same order.
 """
 from __future__ import annotations
 
@@ -78,3 +79,56 @@ def pipeline(x, y, *, batch_size: int = 32, shuffle: bool = True, augment=None,
         return data.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
     return ArrayPipeline(x, y, batch_size=batch_size, shuffle=shuffle, augment=augment,
                          seed=seed, drop_remainder=drop_remainder)
+
+
+class OrderedEpochs(keras.utils.PyDataset):
+    """All the epochs of one run, epoch ``e`` visiting ``x`` in the order ``orders[e]``.
+
+    Batch ``i`` is rows ``orders[e][s·B : (s+1)·B]`` with ``e, s = divmod(i, steps_per_epoch)``
+    and ``steps_per_epoch = ceil(len(order) / B)``, so the last batch of an epoch may be short,
+    as in ``fit`` on arrays. Arms of an experiment given the same orders train on the same
+    batches in the same order, in a single ``fit`` call::
+
+        batches = OrderedEpochs(x, y, orders, batch_size=32)
+        model.fit(batches, epochs=batches.epochs, steps_per_epoch=batches.steps_per_epoch,
+                  shuffle=False, callbacks=[...])
+
+    Given ``steps_per_epoch``, Keras reads on through one iterator from epoch to epoch, so its
+    epochs are ours and its epoch callbacks run after each of them; ``shuffle=False`` keeps
+    Keras from reordering the batches. The same training as one ``fit(x[order], y[order],
+    shuffle=False)`` call per epoch (``tests/test_pipelines.py`` checks it, weight for weight),
+    without the cost of a ``fit`` call per epoch (TensorFlow builds an input pipeline per call).
+    """
+
+    def __init__(self, x, y, orders, *, batch_size: int = 32):
+        super().__init__()
+        x = np.asarray(x)
+        y = np.asarray(y)
+        if len(x) != len(y):
+            raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+        check_number("batch_size", batch_size, low=1, integer=True)
+        orders = [np.asarray(order) for order in orders]
+        if not orders:
+            raise ValueError("orders must hold at least one epoch's order; got none")
+        for epoch, order in enumerate(orders):
+            if order.ndim != 1 or len(order) == 0 or not np.issubdtype(order.dtype, np.integer):
+                raise ValueError(f"orders[{epoch}] must be a non-empty 1-D array of row indices; "
+                                 f"got {order.dtype} of shape {order.shape}")
+            if len(order) != len(orders[0]):
+                raise ValueError(f"every epoch must have as many rows as the first ({len(orders[0])}); "
+                                 f"orders[{epoch}] has {len(order)}")
+            if order.min() < -len(x) or order.max() >= len(x):
+                raise ValueError(f"orders[{epoch}] indexes outside x's {len(x)} rows "
+                                 f"(it holds {order.min()} to {order.max()})")
+        self.x, self.y, self.orders = x, y, orders
+        self.batch_size = batch_size
+        self.epochs = len(orders)
+        self.steps_per_epoch = math.ceil(len(orders[0]) / batch_size)
+
+    def __len__(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def __getitem__(self, index: int):
+        epoch, step = divmod(index, self.steps_per_epoch)
+        rows = self.orders[epoch][step * self.batch_size:(step + 1) * self.batch_size]
+        return self.x[rows].astype(np.float32, copy=False), self.y[rows]

@@ -333,6 +333,8 @@ def test_step_cost_reports_ms_per_step_for_each_steps_per_execution(root):
     rows = re.findall(r"^steps_per_execution +(\d+): +\d+\.\d\d s per epoch, \d+\.\d{3} ms per step; "
                       r"first fit of (\d+) steps \(compiling\) \d+\.\d\d s$", run.stdout, re.M)
     assert rows == [("1", "4"), ("4", "8")], run.stdout
+    assert re.search(r"^OrderedEpochs in fit: +\d+\.\d\d s per epoch, \d+\.\d{3} ms per step \(steps_per_execution 4\)$",
+                     run.stdout, re.M), run.stdout
     assert re.search(r"^fit of one batch: +\d+\.\d ms per call, mean of 10$", run.stdout, re.M), run.stdout
     assert re.search(r"^train_on_batch loop: +\d+\.\d\d s for 8 steps, \d+\.\d{3} ms per step$", run.stdout, re.M), run.stdout
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from course_lib import data
-from course_lib.pipelines import ArrayPipeline, pipeline
+from course_lib.pipelines import ArrayPipeline, OrderedEpochs, pipeline
 
 
 def test_batches_cover_every_example_once_per_epoch_and_reshuffle():
@@ -56,6 +56,72 @@ def test_a_model_trains_from_the_pipeline_of_this_backend():
                    pipeline(split.x_train, split.y_train, batch_size=64, augment=augment)):
         history = model.fit(source, epochs=3, verbose=0)
         assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+
+def test_ordered_epochs_visit_each_order_in_turn_with_a_short_last_batch():
+    x, y = np.arange(10, dtype="float64").reshape(10, 1), np.arange(10)
+    orders = [np.random.default_rng(seed).permutation(10) for seed in (1, 2)]
+    batches = OrderedEpochs(x, y, orders, batch_size=4)
+    assert (batches.epochs, batches.steps_per_epoch, len(batches)) == (2, 3, 6)
+    assert [len(batches[i][1]) for i in range(6)] == [4, 4, 2, 4, 4, 2]
+    for epoch, order in enumerate(orders):
+        labels = np.concatenate([batches[epoch * 3 + step][1] for step in range(3)])
+        assert np.array_equal(labels, order)
+    xb, yb = batches[4]
+    assert xb.dtype == np.float32 and np.array_equal(xb[:, 0], yb)
+
+
+def _dropout_mlp(steps_per_execution):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dropout(0.5, seed=0), keras.layers.Dense(10)])
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=steps_per_execution)
+    return model
+
+
+@pytest.mark.parametrize("per_call", ["one step", "an epoch"])
+def test_one_fit_over_ordered_epochs_trains_as_one_fit_per_epoch(per_call):
+    """Pins the Keras behaviour OrderedEpochs relies on: given steps_per_epoch, fit reads on
+    through one iterator from epoch to epoch, and calls the epoch callbacks between them."""
+    split = data.load("digits", seed=0)
+    x, y = split.x_train[:150].reshape(150, -1), split.y_train[:150]  # 150 = 4 × 32 + 22: a short last batch
+    shuffler = np.random.default_rng(0)
+    orders = [shuffler.permutation(len(x)) for _ in range(3)]
+    steps_per_execution = 1 if per_call == "one step" else 5
+
+    per_epoch_fits = _dropout_mlp(steps_per_execution)
+    expected = []
+    for order in orders:
+        per_epoch_fits.fit(x[order], y[order], batch_size=32, shuffle=False, verbose=0)
+        expected.append(per_epoch_fits.get_weights())
+
+    one_fit = _dropout_mlp(steps_per_execution)
+    batches = OrderedEpochs(x, y, orders, batch_size=32)
+    after_each_epoch = []
+    keep = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: after_each_epoch.append(one_fit.get_weights()))
+    one_fit.fit(batches, epochs=batches.epochs, steps_per_epoch=batches.steps_per_epoch,
+                shuffle=False, verbose=0, callbacks=[keep])
+    assert len(after_each_epoch) == 3
+    for epoch, (got, want) in enumerate(zip(after_each_epoch, expected)):
+        assert all(np.array_equal(a, b) for a, b in zip(got, want)), f"weights differ after epoch {epoch + 1}"
+
+
+@pytest.mark.parametrize("orders, kwargs, message", [
+    ([], {}, "at least one epoch"),
+    ([np.arange(4), np.arange(3)], {}, "as many rows as the first"),
+    ([np.arange(4.0)], {}, "1-D array of row indices"),
+    ([np.arange(4).reshape(2, 2)], {}, "1-D array of row indices"),
+    ([np.array([0, 10])], {}, "outside x's 10 rows"),
+    ([np.arange(4)], {"batch_size": 0}, "batch_size must be in"),
+    ([np.arange(4)], {"y": np.zeros(3)}, "x and y must have the same length"),
+])
+def test_bad_ordered_epochs_arguments(orders, kwargs, message):
+    args = {"x": np.zeros((10, 2)), "y": np.zeros(10), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        OrderedEpochs(args.pop("x"), args.pop("y"), orders, **args)
 
 
 TENSORFLOW_FREE = textwrap.dedent("""
