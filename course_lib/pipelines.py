@@ -16,6 +16,16 @@ import numpy as np
 from .validation import check_number
 
 
+def _checked_examples(x, y, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` as arrays, checked to pair up, and ``batch_size`` checked to be a count."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+    check_number("batch_size", batch_size, low=1, integer=True)
+    return x, y
+
+
 class ArrayPipeline(keras.utils.PyDataset):
     """Batches of (x, y) from NumPy arrays.
 
@@ -27,11 +37,7 @@ class ArrayPipeline(keras.utils.PyDataset):
     def __init__(self, x, y, *, batch_size: int = 32, shuffle: bool = True, augment=None,
                  seed: int = 0, drop_remainder: bool = False):
         super().__init__()
-        x = np.asarray(x)
-        y = np.asarray(y)
-        if len(x) != len(y):
-            raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
-        check_number("batch_size", batch_size, low=1, integer=True)
+        x, y = _checked_examples(x, y, batch_size)
         if drop_remainder and len(x) < batch_size:
             raise ValueError(f"batch_size={batch_size} with drop_remainder leaves no batch "
                              f"of {len(x)} examples")
@@ -102,11 +108,7 @@ class OrderedEpochs(keras.utils.PyDataset):
 
     def __init__(self, x, y, orders, *, batch_size: int = 32):
         super().__init__()
-        x = np.asarray(x)
-        y = np.asarray(y)
-        if len(x) != len(y):
-            raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
-        check_number("batch_size", batch_size, low=1, integer=True)
+        x, y = _checked_examples(x, y, batch_size)
         orders = [np.asarray(order) for order in orders]
         if not orders:
             raise ValueError("orders must hold at least one epoch's order; got none")
