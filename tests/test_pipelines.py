@@ -58,7 +58,6 @@ def test_a_model_trains_from_the_pipeline_of_this_backend():
         assert history.history["loss"][-1] < history.history["loss"][0]
 
 
-
 def test_ordered_epochs_visit_each_order_in_turn_with_a_short_last_batch():
     x, y = np.arange(10, dtype="float64").reshape(10, 1), np.arange(10)
     orders = [np.random.default_rng(seed).permutation(10) for seed in (1, 2)]
