@@ -32,12 +32,21 @@ class ArrayPipeline(keras.utils.PyDataset):
     augment         a function (batch, rng) -> batch, e.g. ``lambda b, rng: random_crop(b, rng)``.
     shuffle         draw a new order every epoch (seeded, so runs repeat).
     drop_remainder  keep every batch the same size (static shapes, as TPUs want).
+
+    Every random draw is a function of ``(seed, epoch)`` for the order and ``(seed, epoch,
+    index)`` for the augmentation of batch ``index``, not of how often the pipeline has been
+    read: Keras reads a batch or two to learn the input's shape before training (how many
+    depends on the backend and on whether the model is built yet), and may read batches from
+    several threads, yet batch ``index`` of an epoch is the same whoever asks for it first.
+    ``epoch`` counts the calls of ``on_epoch_end``; ``fit`` makes one as it sets up, so its
+    epochs are the pipeline's epochs 1, 2, ... on every backend.
     """
 
     def __init__(self, x, y, *, batch_size: int = 32, shuffle: bool = True, augment=None,
                  seed: int = 0, drop_remainder: bool = False):
         super().__init__()
         x, y = _checked_examples(x, y, batch_size)
+        check_number("seed", seed, low=0, integer=True)
         if drop_remainder and len(x) < batch_size:
             raise ValueError(f"batch_size={batch_size} with drop_remainder leaves no batch "
                              f"of {len(x)} examples")
@@ -48,8 +57,14 @@ class ArrayPipeline(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.augment = augment
         self.drop_remainder = drop_remainder
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(x)) if shuffle else np.arange(len(x))
+        self.seed = seed
+        self.epoch = 0
+        self.order = self._epoch_order()
+
+    def _epoch_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.x))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
 
     def __len__(self) -> int:
         count = len(self.x) / self.batch_size
@@ -59,12 +74,12 @@ class ArrayPipeline(keras.utils.PyDataset):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         batch = self.x[rows]
         if self.augment is not None:
-            batch = self.augment(batch, self.rng)
+            batch = self.augment(batch, np.random.default_rng([self.seed, self.epoch, index]))
         return batch.astype(np.float32), self.y[rows]
 
     def on_epoch_end(self) -> None:
-        if self.shuffle:
-            self.order = self.rng.permutation(len(self.x))
+        self.epoch += 1
+        self.order = self._epoch_order()
 
 
 def pipeline(x, y, *, batch_size: int = 32, shuffle: bool = True, augment=None,

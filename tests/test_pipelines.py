@@ -38,11 +38,53 @@ def test_drop_remainder_gives_static_shapes_and_augment_is_applied():
     ({"batch_size": 0}, "batch_size must be in"),
     ({"augment": "crop"}, "augment must be a function"),
     ({"batch_size": 20, "drop_remainder": True}, "leaves no batch"),
+    ({"seed": -1}, "seed must be in"),
 ])
 def test_bad_pipeline_arguments(kwargs, message):
     args = {"x": np.zeros((10, 2)), "y": np.zeros(10), **kwargs}
     with pytest.raises((ValueError, TypeError), match=message):
         ArrayPipeline(args.pop("x"), args.pop("y"), **args)
+
+
+def _crop_and_jitter(batch, rng):
+    return data.random_crop(batch, rng, padding=1) + rng.normal(0, 0.1, batch.shape)
+
+
+def test_a_batch_is_the_same_whoever_reads_it_first():
+    split = data.load("digits", seed=0)
+    in_order, out_of_order = (ArrayPipeline(split.x_train[:100], split.y_train[:100], batch_size=32,
+                                            augment=_crop_and_jitter, seed=3) for _ in range(2))
+    for index in (2, 0, 0, 1):  # as Keras may: a peek at one batch, then others from several threads
+        out_of_order[index]
+    for epoch in range(2):
+        for index in range(len(in_order)):
+            for a, b in zip(in_order[index], out_of_order[index]):
+                assert np.array_equal(a, b)
+        in_order.on_epoch_end()
+        out_of_order.on_epoch_end()
+    assert in_order.epoch == 2 and not np.array_equal(in_order[0][1], ArrayPipeline(
+        split.x_train[:100], split.y_train[:100], batch_size=32, seed=3)[0][1]), "epochs reshuffle"
+
+
+def test_fit_sees_the_same_batches_whether_or_not_keras_peeks_first():
+    """Keras reads a batch to build an unbuilt model (on JAX); a built one trains without that
+    peek. Both must train on the same augmented batches."""
+    split = data.load("digits", seed=0)
+
+    def trained(build_first):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+        model.compile(keras.optimizers.SGD(0.1),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        if build_first:
+            model.evaluate(split.x_val[:32], split.y_val[:32], verbose=0)
+        batches = ArrayPipeline(split.x_train, split.y_train, batch_size=64, augment=_crop_and_jitter)
+        model.fit(batches, epochs=2, shuffle=False, verbose=0)
+        assert batches.epoch == 3, "fit ends an epoch as it sets up, then each of its own"
+        return model.get_weights()
+
+    for a, b in zip(trained(build_first=False), trained(build_first=True)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_model_trains_from_the_pipeline_of_this_backend():
