@@ -66,6 +66,26 @@ def _resolve_notebooks(names: list[str], root: Path) -> list[Path]:
     return found
 
 
+def _can_encrypt_kernels() -> bool:
+    """Whether jupyter_client can give each kernel CurveZMQ keys (its ``transport_encryption``)
+    and pyzmq can use them (built with libsodium). Then a kernel's traffic over localhost TCP is
+    encrypted, and ipykernel 7 has no plain-text warning to print at every start."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+
+    return "transport_encryption" in KernelManager.class_trait_names() and bool(zmq.has("curve"))
+
+
+def _encrypted_kernels():
+    """nbclient configuration for encrypted kernels, where they can be (``_can_encrypt_kernels``)."""
+    from traitlets.config import Config
+
+    config = Config()
+    if _can_encrypt_kernels():
+        config.KernelManager.transport_encryption = "auto"
+    return config
+
+
 def execute_notebook(path: Path, output: Path, *, timeout: int, env: dict | None = None,
                      allow_errors: bool = False):
     """Execute one notebook with nbclient in its own folder; write the executed copy to ``output``.
@@ -80,7 +100,7 @@ def execute_notebook(path: Path, output: Path, *, timeout: int, env: dict | None
 
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}}, config=_encrypted_kernels())
     saved = dict(os.environ)
     os.environ.update(env or {})
     start = time.perf_counter()
@@ -226,7 +246,10 @@ def explain(args) -> int:
 def lab(args) -> int:
     root = _root()
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
-               "--LabApp.default_url=/lab/tree/notebooks", *args.extra]
+               "--LabApp.default_url=/lab/tree/notebooks"]
+    if _can_encrypt_kernels():
+        command.append("--KernelManager.transport_encryption=auto")
+    command += args.extra
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and cloud machines often run as root
     return subprocess.call(command, cwd=root)

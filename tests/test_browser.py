@@ -38,6 +38,8 @@ from pathlib import Path
 
 import pytest
 
+from course_lib import cli
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -421,6 +423,9 @@ def test_lecture_notebook_runs_and_its_widget_responds(page, lab):
         assert not state["errors"], "cells raised errors in JupyterLab: " + "; ".join(
             f"cell {e['index']}: {e['ename']}: {e['evalue']}" for e in state["errors"])
         assert state["executed"] == state["code"], f"not every code cell ran: {state}"
+
+    if cli._can_encrypt_kernels():  # `course lab` gives kernels CurveZMQ keys: ipykernel has nothing to warn of
+        assert "without encryption" not in lab.log.read_text(errors="replace"), lab.log_tail()
 
     with step(page, lab, "matplotlib figures"):
         figures = page.evaluate(FIGURES)
