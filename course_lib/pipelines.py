@@ -36,8 +36,8 @@ class ArrayPipeline(keras.utils.PyDataset):
     Every random draw is a function of ``(seed, epoch)`` for the order and ``(seed, epoch,
     index)`` for the augmentation of batch ``index``, not of how often the pipeline has been
     read: Keras reads a batch or two to learn the input's shape before training (how many
-    depends on the backend and on whether the model is built yet), and may read batches from
-    several threads, yet batch ``index`` of an epoch is the same whoever asks for it first.
+    depends on the backend and on whether the model is built yet), yet batch ``index`` of an
+    epoch is the same whoever asks for it first, and in whatever order batches are read.
     ``epoch`` counts the calls of ``on_epoch_end``; ``fit`` makes one as it sets up, so its
     epochs are the pipeline's epochs 1, 2, ... on every backend.
     """

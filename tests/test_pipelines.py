@@ -54,7 +54,7 @@ def test_a_batch_is_the_same_whoever_reads_it_first():
     split = data.load("digits", seed=0)
     in_order, out_of_order = (ArrayPipeline(split.x_train[:100], split.y_train[:100], batch_size=32,
                                             augment=_crop_and_jitter, seed=3) for _ in range(2))
-    for index in (2, 0, 0, 1):  # as Keras may: a peek at one batch, then others from several threads
+    for index in (2, 0, 0, 1):  # as Keras may: a peek at one batch, then the others in any order
         out_of_order[index]
     for epoch in range(2):
         for index in range(len(in_order)):
