@@ -21,6 +21,7 @@ import importlib.util
 import io
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,14 +281,20 @@ def tensorboard(run: str, *, log_dir="build/logs", histogram_freq: int = 1):
 
 # --- choosing the learning rate ------------------------------------------------------------------
 
+RANGE_TEST_MIN_FALL = 0.05   # a range test whose smoothed loss falls less than this share learned nothing
+
+
 @dataclass
 class RangeTest:
-    """The learning-rate range test's curve and its suggestion."""
+    """The learning-rate range test's curve, its suggestion, and what went wrong if anything."""
     learning_rates: np.ndarray
     losses: np.ndarray            # smoothed training loss at each rate
     suggestion: float             # the rate where the smoothed loss fell fastest, before its lowest
-    lowest: float | None = None   # the rate at the lowest smoothed loss: the edge of stability;
+                                  # (NaN when the curve has no such fall: see ``problem``)
+    lowest: float                 # the rate at the lowest smoothed loss: the edge of stability;
                                   # a tenth of it is a conservative choice (fastai's "minimum / 10")
+    problem: str | None = None    # None for a curve that fell and then rose; else what the curve
+                                  # showed instead and how to change the test
 
 
 def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, steps: int = 100,
@@ -297,6 +304,10 @@ def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, st
     falls, then explodes; a good rate lies where it falls fastest. The test stops early once
     the loss exceeds ``stop_factor`` times its best, and restores the model's weights and
     learning rate afterwards, so the model is left as it was.
+
+    A curve that does not fall and then rise has no good rate to offer: the result's ``problem``
+    then says what the curve showed (it never fell, or it was still falling at ``high``) and which
+    argument to change, and a RuntimeWarning repeats it.
     """
     check_number("low", low, low=0.0, low_inclusive=False)
     check_number("high", high, low=low, low_inclusive=False)
@@ -328,12 +339,40 @@ def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, st
     model.optimizer.learning_rate = original_rate
     losses = np.array(losses)
     rates = rates[:len(losses)]
-    # The steepest fall before the lowest loss, skipping the first tenth (the smoothing's warm-up).
-    start, lowest = max(1, len(losses) // 10), int(np.argmin(losses))
-    if lowest - start < 2:
-        return RangeTest(rates, losses, float(rates[lowest] / 10), float(rates[lowest]))
+    test = _read_range_curve(rates, losses, finished=len(losses) == steps)
+    if test.problem:
+        warnings.warn(f"learning-rate range test: {test.problem}", RuntimeWarning, stacklevel=2)
+    return test
+
+
+def _read_range_curve(rates: np.ndarray, losses: np.ndarray, *, finished: bool) -> RangeTest:
+    """Read the range test's smoothed curve, skipping its first tenth (the smoothing's warm-up).
+    A useful curve then falls, by ``RANGE_TEST_MIN_FALL`` of its level at least, to its lowest
+    point and rises after it; the suggestion is the rate of the steepest fall before the lowest
+    point. Other curves come back with a ``problem`` saying what they show.
+    """
+    start = max(1, len(losses) // 10)
+    if len(losses) < start + 3:
+        return RangeTest(rates, losses, math.nan, math.nan,
+                         f"the test stopped after {len(losses)} step{'s' * (len(losses) > 1)}, at α = "
+                         f"{rates[-1]:.3g}, its loss blown up to {losses[-1]:.4g}: lower `low` (and if the very first loss was not finite, look "
+                         "for NaN or infinite values in the data or the model)")
+    after_warm_up = np.where(np.isfinite(losses[start:]), losses[start:], np.inf)  # the last may be NaN
+    lowest = start + int(np.argmin(after_warm_up))
+    if lowest - start < 2 or not losses[lowest] <= (1 - RANGE_TEST_MIN_FALL) * losses[start]:
+        return RangeTest(rates, losses, math.nan, math.nan,
+                         f"the loss never fell by {RANGE_TEST_MIN_FALL:.0%} after the first tenth of the test "
+                         f"(from {losses[start]:.4g} to at best {losses[lowest]:.4g}): no rate from "
+                         f"{rates[0]:.3g} to {rates[-1]:.3g} trained the model in {len(losses)} steps. If the "
+                         "curve is flat, take more steps (or check that the labels match the inputs); if it "
+                         "rose from the start or fell only at the first rates, lower `low`")
     slopes = np.gradient(losses[start:lowest + 1], np.log(rates[start:lowest + 1]))
-    return RangeTest(rates, losses, float(rates[start + int(np.argmin(slopes))]), float(rates[lowest]))
+    suggestion, lowest_rate = float(rates[start + int(np.argmin(slopes))]), float(rates[lowest])
+    if finished and lowest == len(losses) - 1:
+        return RangeTest(rates, losses, suggestion, lowest_rate,
+                         f"the loss was still falling at the last rate, α = {rates[-1]:.3g}, so the test found "
+                         "no edge of stability (`lowest` is only the end of the range): raise `high`")
+    return RangeTest(rates, losses, suggestion, lowest_rate)
 
 
 def random_search(evaluate, space: dict, *, trials: int, seed: int = 0) -> list[dict]:

@@ -99,10 +99,52 @@ def test_learning_rate_range_finds_a_sensible_rate_and_restores_the_model():
     assert 1e-3 < test.suggestion < 3.0
     assert test.lowest == test.learning_rates[np.argmin(test.losses)] and test.suggestion <= test.lowest
     assert test.losses.min() < test.losses[0]                     # the loss fell somewhere
+    assert test.problem is None
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.05)
     with pytest.raises(ValueError, match="must be compiled"):
         training.learning_rate_range(keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)]), x, y)
+
+
+def _range_curve(losses):
+    losses = np.asarray(losses, dtype=float)
+    return training._read_range_curve(np.geomspace(1e-4, 1.0, len(losses)), losses, finished=True)
+
+
+def test_range_curve_suggests_the_steepest_fall_before_the_lowest_loss():
+    falls_then_rises = [2.3] * 10 + [2.2, 2.0, 1.5, 0.9, 0.6, 0.5, 0.45, 0.8, 2.0, float("nan")]
+    test = _range_curve(falls_then_rises)
+    assert test.problem is None
+    assert test.lowest == test.learning_rates[16]                 # not the NaN the curve ended with
+    assert test.suggestion == test.learning_rates[12]             # the largest drop per log-rate
+
+
+@pytest.mark.parametrize("losses, says", [
+    ([2.3] * 30, "never fell by 5%"),                             # flat: learned nothing
+    ([2.3] * 20 + [2.25, 2.4, 3.0, 5.0], "never fell by 5%"),     # a dip smaller than 5%, then up
+    ([2.3, 1.0, 0.5] + [0.5 + 0.1 * i for i in range(17)], "never fell"),  # fell only at the first rates
+    ([2.3, 5.0, 12.0], "stopped after 3 steps"),                  # blew up at once
+    ([float("nan")], "stopped after 1 step,"),                    # NaN from the first batch
+    ([2.3 - 0.1 * i for i in range(20)], "still falling at the last rate"),
+])
+def test_range_curve_says_what_went_wrong(losses, says):
+    test = _range_curve(losses)
+    assert says in test.problem
+    if "still falling" in says:                                   # the fall was measured; its edge was not
+        assert test.lowest == test.learning_rates[-1] and test.suggestion <= test.lowest
+    else:
+        assert np.isnan(test.suggestion) and np.isnan(test.lowest)
+
+
+def test_learning_rate_range_warns_when_the_model_learns_nothing():
+    x = np.random.default_rng(0).normal(size=(512, 8)).astype("float32")
+    labels_unrelated_to_x = np.random.default_rng(1).integers(0, 10, 512)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(10, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.warns(RuntimeWarning, match="never fell by 5%.*lower `low`"):
+        test = training.learning_rate_range(model, x, labels_unrelated_to_x, low=1e-6, high=1e3, steps=60,
+                                            batch_size=64)
+    assert np.isnan(test.suggestion) and "take more steps" in test.problem
 
 
 def test_random_search_samples_log_uniformly_and_ranks():
