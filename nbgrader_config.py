@@ -5,6 +5,8 @@ and by ``course release`` / ``course verify``, which run nbgrader with this file
 """
 import os
 
+from course_lib.cli import can_encrypt_kernels
+
 c = get_config()  # noqa: F821  (nbgrader provides get_config when it reads this file)
 
 c.CourseDirectory.course_id = "cnn-course"
@@ -14,6 +16,13 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.Execute.kernel_name = "python3"
 # Per-cell limit: the longest test cell trains two small networks (a few seconds each).
 c.Execute.timeout = 300
+# Kernels that nbgrader starts over localhost TCP (Validate in the lab, `nbgrader validate`) get
+# CurveZMQ keys where jupyter_client and pyzmq can give them, as those of `course run` and `course
+# lab` do: their traffic is encrypted and ipykernel has no plain-text warning to print. "auto" keys
+# only kernel specs that declare curve support; the grading sandbox's spec does not (its kernels
+# talk over IPC sockets in a private folder).
+if can_encrypt_kernels():
+    c.KernelManager.transport_encryption = "auto"
 # The grader's environment is inherited by the kernel: keep TensorFlow's C++ logs quiet and
 # grade under the fast, deterministic profile unless the instructor chose another.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -66,7 +66,7 @@ def _resolve_notebooks(names: list[str], root: Path) -> list[Path]:
     return found
 
 
-def _can_encrypt_kernels() -> bool:
+def can_encrypt_kernels() -> bool:
     """Whether jupyter_client can give each kernel CurveZMQ keys (its ``transport_encryption``)
     and pyzmq can use them (built with libsodium). Then a kernel's traffic over localhost TCP is
     encrypted, and ipykernel 7 has no plain-text warning to print at every start."""
@@ -77,11 +77,11 @@ def _can_encrypt_kernels() -> bool:
 
 
 def _encrypted_kernels():
-    """nbclient configuration for encrypted kernels, where they can be (``_can_encrypt_kernels``)."""
+    """nbclient configuration for encrypted kernels, where they can be (``can_encrypt_kernels``)."""
     from traitlets.config import Config
 
     config = Config()
-    if _can_encrypt_kernels():
+    if can_encrypt_kernels():
         config.KernelManager.transport_encryption = "auto"
     return config
 
@@ -247,7 +247,7 @@ def lab(args) -> int:
     root = _root()
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
                "--LabApp.default_url=/lab/tree/notebooks"]
-    if _can_encrypt_kernels():
+    if can_encrypt_kernels():
         command.append("--KernelManager.transport_encryption=auto")
     command += args.extra
     if hasattr(os, "geteuid") and os.geteuid() == 0:

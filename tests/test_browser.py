@@ -424,7 +424,7 @@ def test_lecture_notebook_runs_and_its_widget_responds(page, lab):
             f"cell {e['index']}: {e['ename']}: {e['evalue']}" for e in state["errors"])
         assert state["executed"] == state["code"], f"not every code cell ran: {state}"
 
-    if cli._can_encrypt_kernels():  # `course lab` gives kernels CurveZMQ keys: ipykernel has nothing to warn of
+    if cli.can_encrypt_kernels():  # `course lab` gives kernels CurveZMQ keys: ipykernel has nothing to warn of
         assert "without encryption" not in lab.log.read_text(errors="replace"), lab.log_tail()
 
     with step(page, lab, "matplotlib figures"):
@@ -541,3 +541,6 @@ def test_validate_fails_the_blank_assignment_and_passes_the_solution(page, lab):
         assert "passes all the tests" in text, text
         screenshot(page, "jupyterlab_validate_solved.png")
         close_dialog(page)
+
+    if cli.can_encrypt_kernels():  # nbgrader_config.py gives Validate's kernels CurveZMQ keys too
+        assert "without encryption" not in lab.log.read_text(errors="replace"), lab.log_tail()

@@ -64,7 +64,7 @@ def test_execute_notebook_reports_a_cell_past_its_time_or_a_dead_kernel(tmp_path
 def test_run_encrypts_the_kernels_traffic(course):
     """ipykernel 7 warns on every start that plain TCP is open to eavesdropping; `course run` gives
     its kernels CurveZMQ keys (where jupyter_client and pyzmq can), so there is nothing to warn of."""
-    if not cli._can_encrypt_kernels():
+    if not cli.can_encrypt_kernels():
         pytest.skip("this jupyter_client or pyzmq cannot encrypt a kernel's traffic")
     done = subprocess.run([sys.executable, "-m", "course_lib.cli", "run", "01_good", "--output",
                            str(course / "build")], capture_output=True, text=True, timeout=120)
