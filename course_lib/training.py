@@ -355,8 +355,8 @@ def _read_range_curve(rates: np.ndarray, losses: np.ndarray, *, finished: bool) 
     if len(losses) < start + 3:
         return RangeTest(rates, losses, math.nan, math.nan,
                          f"the test stopped after {len(losses)} step{'s' * (len(losses) > 1)}, at α = "
-                         f"{rates[-1]:.3g}, its loss blown up to {losses[-1]:.4g}: lower `low` (and if the very first loss was not finite, look "
-                         "for NaN or infinite values in the data or the model)")
+                         f"{rates[-1]:.3g}, its loss blown up to {losses[-1]:.4g}: lower `low` (and if the "
+                         "very first loss was not finite, look for NaN or infinite values in the data or the model)")
     after_warm_up = np.where(np.isfinite(losses[start:]), losses[start:], np.inf)  # the last may be NaN
     lowest = start + int(np.argmin(after_warm_up))
     if lowest - start < 2 or not losses[lowest] <= (1 - RANGE_TEST_MIN_FALL) * losses[start]:
