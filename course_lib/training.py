@@ -281,7 +281,9 @@ def tensorboard(run: str, *, log_dir="build/logs", histogram_freq: int = 1):
 
 # --- choosing the learning rate ------------------------------------------------------------------
 
+RANGE_TEST_SMOOTHING = 0.9   # β of the exponential moving average that smooths the batch losses
 RANGE_TEST_MIN_FALL = 0.05   # a range test whose smoothed loss falls less than this share learned nothing
+RANGE_TEST_NOISE_MULTIPLE = 4.0   # ... or less than this many standard deviations of its noise
 
 
 @dataclass
@@ -289,6 +291,7 @@ class RangeTest:
     """The learning-rate range test's curve, its suggestion, and what went wrong if anything."""
     learning_rates: np.ndarray
     losses: np.ndarray            # smoothed training loss at each rate
+    batch_losses: np.ndarray      # the training loss of each batch, before smoothing
     suggestion: float             # the rate where the smoothed loss fell fastest, before its lowest
                                   # (NaN when the curve has no such fall: see ``problem``)
     lowest: float                 # the rate at the lowest smoothed loss: the edge of stability;
@@ -302,12 +305,13 @@ def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, st
     """Train ``model`` (compiled) for ``steps`` batches while the learning rate rises
     exponentially from ``low`` to ``high``, recording the loss (Smith 2017). The loss first
     falls, then explodes; a good rate lies where it falls fastest. The test stops early once
-    the loss exceeds ``stop_factor`` times its best, and restores the model's weights and
-    learning rate afterwards, so the model is left as it was.
+    the smoothed loss exceeds ``stop_factor`` times its best, and restores the model's weights
+    and learning rate afterwards, so the model is left as it was.
 
     A curve that does not fall and then rise has no good rate to offer: the result's ``problem``
-    then says what the curve showed (it never fell, or it was still falling at ``high``) and which
-    argument to change, and a RuntimeWarning repeats it.
+    then says what the curve showed (it never fell, its fall was within the batches' noise, or
+    it was still falling at ``high``) and which argument to change, and a RuntimeWarning
+    repeats it.
     """
     check_number("low", low, low=0.0, low_inclusive=False)
     check_number("high", high, low=low, low_inclusive=False)
@@ -323,56 +327,98 @@ def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, st
     original_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     rng = np.random.default_rng(seed)
     rates = np.geomspace(low, high, steps)
-    losses, average = [], 0.0
-    for step, rate in enumerate(rates):
+    batch_losses = []
+    for rate in rates:
         model.optimizer.learning_rate = float(rate)
         batch = rng.choice(len(x), size=min(batch_size, len(x)), replace=False)
         loss = model.train_on_batch(x[batch], y[batch])
-        loss = float(loss[0] if isinstance(loss, (list, tuple)) else loss)
-        average = 0.9 * average + 0.1 * loss  # exponential smoothing, bias-corrected below
-        losses.append(average / (1 - 0.9 ** (step + 1)))
-        if not math.isfinite(loss) or losses[-1] > stop_factor * min(losses):
+        batch_losses.append(float(loss[0] if isinstance(loss, (list, tuple)) else loss))
+        smoothed = _smoothed(np.array(batch_losses))
+        if not math.isfinite(batch_losses[-1]) or smoothed[-1] > stop_factor * smoothed.min():
             break
     model.set_weights(weights)
     for variable, value in zip(model.optimizer.variables, optimizer_state):
         variable.assign(value)
     model.optimizer.learning_rate = original_rate
-    losses = np.array(losses)
-    rates = rates[:len(losses)]
-    test = _read_range_curve(rates, losses, finished=len(losses) == steps)
+    test = _read_range_curve(rates[:len(batch_losses)], np.array(batch_losses), finished=len(batch_losses) == steps)
     if test.problem:
         warnings.warn(f"learning-rate range test: {test.problem}", RuntimeWarning, stacklevel=2)
     return test
 
 
-def _read_range_curve(rates: np.ndarray, losses: np.ndarray, *, finished: bool) -> RangeTest:
-    """Read the range test's smoothed curve, skipping its first tenth (the smoothing's warm-up).
-    A useful curve then falls, by ``RANGE_TEST_MIN_FALL`` of its level at least, to its lowest
-    point and rises after it; the suggestion is the rate of the steepest fall before the lowest
-    point. Other curves come back with a ``problem`` saying what they show.
+def _smoothed(batch_losses: np.ndarray) -> np.ndarray:
+    """The bias-corrected exponential moving average of the batch losses ℓ₀, ℓ₁, …:
+
+        m_t = β·m_{t−1} + (1 − β)·ℓ_t,  m₋₁ = 0;   smoothed_t = m_t / (1 − β^(t+1))
     """
+    average, smoothed = 0.0, []
+    for step, loss in enumerate(batch_losses):
+        average = RANGE_TEST_SMOOTHING * average + (1 - RANGE_TEST_SMOOTHING) * loss
+        smoothed.append(average / (1 - RANGE_TEST_SMOOTHING ** (step + 1)))
+    return np.array(smoothed)
+
+
+def _batch_noise(batch_losses: np.ndarray) -> float:
+    """The standard deviation σ of a batch's loss about the curve's trend, from the step-to-step
+    changes Δℓ (which cancel the slowly moving trend, and have variance 2σ²), robustly:
+
+        σ ≈ 1.4826 · median|Δℓ − median Δℓ| / √2
+    """
+    changes = np.diff(batch_losses[np.isfinite(batch_losses)])
+    if len(changes) < 2:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(changes - np.median(changes))) / math.sqrt(2))
+
+
+def _smoothed_noise(sigma: float, step: int) -> float:
+    """The standard deviation of the smoothed loss at ``step`` when each batch loss has noise σ:
+    the moving average weighs the batches by wⱼ = βʲ (j = 0 … step, newest first), so its variance
+    is σ²·Σwⱼ² / (Σwⱼ)²."""
+    weights = RANGE_TEST_SMOOTHING ** np.arange(step + 1)
+    return sigma * math.sqrt(np.sum(weights ** 2)) / np.sum(weights)
+
+
+def _read_range_curve(rates: np.ndarray, batch_losses: np.ndarray, *, finished: bool) -> RangeTest:
+    """Smooth the range test's batch losses and read the curve, skipping its first tenth (the
+    smoothing's warm-up). A useful curve then falls to its lowest point, by more than
+    ``RANGE_TEST_MIN_FALL`` of its level and by more than ``RANGE_TEST_NOISE_MULTIPLE`` standard
+    deviations of the smoothed curve's noise (a flat but noisy curve dips that far by chance),
+    and rises after it; the suggestion is the rate of the steepest fall before the lowest point.
+    Other curves come back with a ``problem`` saying what they show.
+    """
+    losses = _smoothed(batch_losses)
     start = max(1, len(losses) // 10)
     if len(losses) < start + 3:
-        return RangeTest(rates, losses, math.nan, math.nan,
+        return RangeTest(rates, losses, batch_losses, math.nan, math.nan,
                          f"the test stopped after {len(losses)} step{'s' * (len(losses) > 1)}, at α = "
                          f"{rates[-1]:.3g}, its loss blown up to {losses[-1]:.4g}: lower `low` (and if the "
                          "very first loss was not finite, look for NaN or infinite values in the data or the model)")
     after_warm_up = np.where(np.isfinite(losses[start:]), losses[start:], np.inf)  # the last may be NaN
     lowest = start + int(np.argmin(after_warm_up))
-    if lowest - start < 2 or not losses[lowest] <= (1 - RANGE_TEST_MIN_FALL) * losses[start]:
-        return RangeTest(rates, losses, math.nan, math.nan,
+    fall = losses[start] - losses[lowest]
+    if lowest - start < 2 or not fall >= RANGE_TEST_MIN_FALL * losses[start]:
+        return RangeTest(rates, losses, batch_losses, math.nan, math.nan,
                          f"the loss never fell by {RANGE_TEST_MIN_FALL:.0%} after the first tenth of the test "
                          f"(from {losses[start]:.4g} to at best {losses[lowest]:.4g}): no rate from "
                          f"{rates[0]:.3g} to {rates[-1]:.3g} trained the model in {len(losses)} steps. If the "
                          "curve is flat, take more steps (or check that the labels match the inputs); if it "
                          "rose from the start or fell only at the first rates, lower `low`")
+    sigma = _batch_noise(batch_losses)
+    noise = math.hypot(_smoothed_noise(sigma, start), _smoothed_noise(sigma, lowest))
+    if fall < RANGE_TEST_NOISE_MULTIPLE * noise:
+        return RangeTest(rates, losses, batch_losses, math.nan, math.nan,
+                         f"the loss fell from {losses[start]:.4g} to {losses[lowest]:.4g}, only {fall / noise:.1f} "
+                         f"standard deviations of the smoothed curve's noise (the batches' losses scatter by "
+                         f"±{sigma:.3g}; the test asks for {RANGE_TEST_NOISE_MULTIPLE:g}), a dip chance alone can "
+                         f"make: no rate from {rates[0]:.3g} to {rates[-1]:.3g} clearly trained the model. "
+                         "Take more steps or a larger `batch_size`")
     slopes = np.gradient(losses[start:lowest + 1], np.log(rates[start:lowest + 1]))
     suggestion, lowest_rate = float(rates[start + int(np.argmin(slopes))]), float(rates[lowest])
     if finished and lowest == len(losses) - 1:
-        return RangeTest(rates, losses, suggestion, lowest_rate,
+        return RangeTest(rates, losses, batch_losses, suggestion, lowest_rate,
                          f"the loss was still falling at the last rate, α = {rates[-1]:.3g}, so the test found "
                          "no edge of stability (`lowest` is only the end of the range): raise `high`")
-    return RangeTest(rates, losses, suggestion, lowest_rate)
+    return RangeTest(rates, losses, batch_losses, suggestion, lowest_rate)
 
 
 def random_search(evaluate, space: dict, *, trials: int, seed: int = 0) -> list[dict]:
