@@ -323,6 +323,8 @@ def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, st
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
     weights = model.get_weights()
+    if not model.optimizer.built:    # its momentum (or Adam's moments) would be born in the test
+        model.optimizer.build(model.trainable_variables)
     optimizer_state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
     original_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     rng = np.random.default_rng(seed)

@@ -96,6 +96,12 @@ def test_learning_rate_range_finds_a_sensible_rate_and_restores_the_model():
     model = _classifier()
     before = [w.copy() for w in model.get_weights()]
     test = training.learning_rate_range(model, x, y, low=1e-4, high=10.0, steps=60, batch_size=64)
+    after_test = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+    fresh = _classifier()
+    fresh.optimizer.build(fresh.trainable_variables)
+    assert len(after_test) == len(fresh.optimizer.variables) > 2     # the momentum variables too ...
+    assert all(np.array_equal(a, keras.ops.convert_to_numpy(b))       # ... back at zero, as never trained
+               for a, b in zip(after_test, fresh.optimizer.variables))
     assert 1e-3 < test.suggestion < 3.0
     assert test.lowest == test.learning_rates[np.argmin(test.losses)] and test.suggestion <= test.lowest
     assert test.losses.min() < test.losses[0]                     # the loss fell somewhere
