@@ -229,7 +229,8 @@ def load(name: str = "digits", *, image_size=None, channels: int | None = None,
     """Load a dataset as a train/val/test ``Split``.
 
     name             one of ``DATASETS``; ``digits`` and ``digits_pretrain`` need no network.
-    image_size       (H, W) to resize to, or an int for square images; default: native size.
+    image_size       (H, W) to resize to, or an int for square images; default: native size
+                     (for ``digits_pretrain``, the distortions' 32 × 32, validation and test too).
     channels         1 (grey) or 3 (RGB); default: native.
     classes          keep only these labels, renumbered 0..k-1 in the order given.
     train_per_class  keep only this many training examples of each class (few-label experiments).
@@ -259,6 +260,7 @@ def load(name: str = "digits", *, image_size=None, channels: int | None = None,
         if name == "digits_pretrain":
             check_number("pretrain_copies", pretrain_copies, low=1, integer=True)
             x, y = _pretraining_images(split, pretrain_copies, seed)
+            size = size or (PRETRAIN_BASE_SIZE, PRETRAIN_BASE_SIZE)   # one size for all three parts
             split = Split(name, x, y, split.x_val, split.y_val, split.x_test, split.y_test,
                           split.class_names)
     else:

@@ -69,7 +69,9 @@ def test_pretraining_set_is_cached_and_built_from_training_digits_only(private_c
 
 
 def test_corrupt_pretraining_cache_is_reported_not_overwritten(private_cache):
-    data.load("digits_pretrain", pretrain_copies=1, seed=5)
+    split = data.load("digits_pretrain", pretrain_copies=1, seed=5)
+    assert split.x_train.shape[1:] == split.x_val.shape[1:] == split.x_test.shape[1:] == (32, 32, 1)
+    assert split.image_shape == (32, 32, 1)    # by default all three parts at the distortions' size
     (path,) = private_cache.glob("digits_pretrain-*copies1-seed5-*.npz")
     path.write_bytes(b"not a zip file")
     with pytest.raises(data.DatasetCacheError) as failure:
