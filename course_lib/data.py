@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .validation import check_array, check_choice, check_number
+from .validation import check_array, check_choice, check_labels, check_number
 
 DATASETS = ("digits", "digits_pretrain", "mnist", "fashion_mnist", "cifar10")
 EMBEDDED = ("digits", "digits_pretrain")
@@ -211,9 +211,9 @@ def corrupt_labels(labels, fraction: float, num_classes: int,
     Noisy labels make overfitting visible on easy data: a network that memorises them
     fits the training set perfectly and loses accuracy on clean validation data.
     """
-    labels = np.asarray(labels)
     check_number("fraction", fraction, low=0.0, high=1.0)
     check_number("num_classes", num_classes, low=2, integer=True)
+    labels = check_labels("labels", labels, num_classes=num_classes)
     noisy = labels.copy()
     chosen = rng.choice(len(labels), size=int(round(fraction * len(labels))), replace=False)
     shift = rng.integers(1, num_classes, size=len(chosen))

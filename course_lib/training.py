@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .validation import check_array, check_number, check_same_shape
+from .validation import check_array, check_labels, check_number, check_same_shape
 
 
 # --- SGD + momentum ---------------------------------------------------------------------------
@@ -454,15 +454,15 @@ def random_search(evaluate, space: dict, *, trials: int, seed: int = 0) -> list[
 # --- measuring -----------------------------------------------------------------------------------
 
 def accuracy(model, x, y, *, batch_size: int = 256) -> float:
-    """Share of ``x`` whose arg-max prediction equals the integer label ``y``.
+    """Share of ``x`` whose arg-max prediction equals the integer label ``y`` (shape (N,) or (N, 1)).
 
     The model is called directly, batch by batch, in inference mode (dropout off). On the
     course's small data this is much faster than ``model.predict``, and it traces no new
     function per model, so scoring many models raises no retracing warnings.
     """
-    y = np.asarray(y)
-    if len(x) != len(y):
-        raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+    if len(x) == 0:
+        raise ValueError("x must hold at least one example to score; got none")
+    y = check_labels("y", y, count=len(x))
     check_number("batch_size", batch_size, low=1, integer=True)
     scores = [keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=False))
               for start in range(0, len(y), batch_size)]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .validation import check_array, check_choice, check_number
+from .validation import check_array, check_choice, check_labels, check_number
 
 BANDWIDTH_RULES = ("scott", "silverman")
 
@@ -38,14 +38,6 @@ def _check_points(name, x, *, dims=None) -> np.ndarray:
     if dims is not None and x.shape[1] not in dims:
         raise ValueError(f"{name} must have {' or '.join(map(str, dims))} columns; got shape {x.shape}")
     return x
-
-
-def _check_labels(name, labels, n) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} must be {n} integer labels, shape ({n},); "
-                         f"got shape {labels.shape} and dtype {labels.dtype}")
-    return labels
 
 
 def _rng(seed) -> np.random.Generator:
@@ -101,11 +93,8 @@ def update(x, labels, centres) -> np.ndarray:
     cluster left with no points keeps its centre (scikit-learn instead moves it to a far point).
     """
     x, centres = _check_points("x", x), _check_points("centres", centres)
-    labels = _check_labels("labels", labels, len(x))
     k = len(centres)
-    if labels.size and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"labels must lie in 0..{k - 1} for {k} centres; "
-                         f"got values from {labels.min()} to {labels.max()}")
+    labels = check_labels("labels", labels, count=len(x), num_classes=k)
     counts = np.bincount(labels, minlength=k)
     sums = np.zeros_like(centres)
     np.add.at(sums, labels, x)
@@ -119,7 +108,9 @@ def inertia(x, centres, labels=None) -> float:
     """J = Σ_i ‖x_i − μ_{c_i}‖², the sum of squared distances to the assigned centres
     (labels default to the nearest centres)."""
     distances = squared_distances(x, centres)
-    labels = np.argmin(distances, axis=1) if labels is None else _check_labels("labels", labels, len(distances))
+    if labels is None:
+        labels = np.argmin(distances, axis=1)
+    labels = check_labels("labels", labels, count=len(distances), num_classes=distances.shape[1])
     return float(distances[np.arange(len(distances)), labels].sum())
 
 

@@ -73,3 +73,27 @@ def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> 
             f"{name_a} and {name_b} must have the same shape; "
             f"got {np.shape(a)} and {np.shape(b)}"
         )
+
+
+def check_labels(name: str, labels, *, count: int | None = None, num_classes: int | None = None) -> np.ndarray:
+    """Integer class labels as a NumPy array of shape (N,). A column of shape (N, 1), as Keras's
+    CIFAR-10 loader gives, is flattened; one-hot rows are refused (pass ``labels.argmax(axis=1)``),
+    so a comparison with predictions of shape (N,) cannot broadcast to an N × N table."""
+    if isinstance(labels, (str, bytes)) or labels is None:
+        raise TypeError(f"{name} must be integer class labels; got {_describe(labels)}")
+    array = np.asarray(labels)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        hint = " (one-hot rows? pass labels.argmax(axis=1))" if array.ndim == 2 else ""
+        raise ValueError(f"{name} must be integer class labels of shape (N,) or (N, 1); "
+                         f"got shape {array.shape}{hint}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be integer class labels; got {_describe(array)}")
+    array = array.astype(np.int64)
+    if count is not None and len(array) != count:
+        raise ValueError(f"{name} must hold {count} labels, one per example; got {len(array)}")
+    if num_classes is not None and array.size and (array.min() < 0 or array.max() >= num_classes):
+        raise ValueError(f"{name} must lie in 0..{num_classes - 1} for {num_classes} classes; "
+                         f"got values from {array.min()} to {array.max()}")
+    return array

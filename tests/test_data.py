@@ -135,6 +135,8 @@ def test_corrupt_labels_changes_exactly_the_fraction_to_other_classes():
     assert np.sum(noisy != labels) == 300 and noisy.min() >= 0 and noisy.max() <= 9
     with pytest.raises(ValueError, match="fraction must be in"):
         data.corrupt_labels(labels, 1.5, 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"labels must lie in 0..2 for 3 classes; got values from 0 to 9"):
+        data.corrupt_labels(labels, 0.3, 3, np.random.default_rng(0))   # would wrap 7, 8, 9 round silently
 
 
 def test_resize_and_channels_validate():

@@ -31,8 +31,13 @@ def test_accuracy_is_measured_in_inference_mode():
     y = np.array([0, 1] * 50)
     assert accuracy(model, x, y, batch_size=7) == 1.0  # dropout would scramble a training-mode pass
     assert accuracy(model, x, 1 - y) == 0.0
-    with pytest.raises(ValueError, match="x and y must have the same length"):
-        accuracy(model, x, np.zeros(3))
+    assert accuracy(model, x, y[:, None]) == 1.0           # a label column, as keras.datasets.cifar10 gives
+    with pytest.raises(ValueError, match=r"one-hot rows\? pass labels.argmax\(axis=1\)"):
+        accuracy(model, x, np.eye(2, dtype=int)[y])         # used to broadcast to a 100 × 100 comparison
+    with pytest.raises(ValueError, match="y must hold 100 labels, one per example; got 3"):
+        accuracy(model, x, np.zeros(3, int))
+    with pytest.raises(ValueError, match="x must hold at least one example"):
+        accuracy(model, x[:0], y[:0])
     with pytest.raises(ValueError, match="batch_size must be in"):
         accuracy(model, x, y, batch_size=0)
 

@@ -43,8 +43,10 @@ def test_update_averages_over_the_points_axis_and_keeps_empty_clusters():
     assert np.allclose(centres[2], [-7.0, 3.0])                           # input not modified
     with pytest.raises(ValueError, match="labels must lie in 0..2"):
         U.update(x, np.array([0, 3, 1]), centres)
-    with pytest.raises(ValueError, match="labels must be 3 integer labels"):
+    with pytest.raises(ValueError, match="labels must be integer class labels; got an array of shape .3,. and dtype float64"):
         U.update(x, np.array([0.0, 1.0, 1.0]), centres)
+    with pytest.raises(ValueError, match="labels must hold 3 labels, one per example; got 2"):
+        U.update(x, np.array([0, 1]), centres)
 
 
 def test_inertia():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from course_lib.validation import (check_array, check_choice, check_keep_probability,
+from course_lib.validation import (check_array, check_choice, check_keep_probability, check_labels,
                                    check_number, check_same_shape)
 
 
@@ -46,3 +46,19 @@ def test_array_rank_and_shape():
 def test_same_shape():
     with pytest.raises(ValueError, match=r"W and dW must have the same shape; got \(2,\) and \(3,\)"):
         check_same_shape("W", np.zeros(2), "dW", np.zeros(3))
+
+
+def test_labels_are_integers_of_shape_n_or_a_column():
+    assert check_labels("y", np.array([[3], [1]], np.uint8)).tolist() == [3, 1]   # (N, 1) is flattened
+    assert check_labels("y", [0, 2, 1], count=3, num_classes=3).dtype == np.int64
+    for bad, message in [(np.eye(3), r"shape \(N,\) or \(N, 1\); got shape \(3, 3\) \(one-hot"),
+                         (np.zeros((2, 2, 1), int), r"got shape \(2, 2, 1\)$"),
+                         ([0.0, 1.0], "integer class labels; got an array of shape \\(2,\\) and dtype float64"),
+                         ("cat", "integer class labels; got 'cat'")]:
+        with pytest.raises((ValueError, TypeError), match=message):
+            check_labels("y", bad)
+    with pytest.raises(ValueError, match="y must hold 4 labels, one per example; got 3"):
+        check_labels("y", [0, 1, 2], count=4)
+    with pytest.raises(ValueError, match="y must lie in 0..1 for 2 classes; got values from -1 to 1"):
+        check_labels("y", [-1, 1], num_classes=2)
+
