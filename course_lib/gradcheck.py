@@ -50,27 +50,35 @@ def autodiff_gradient(f, x) -> np.ndarray:
     """Gradient of a scalar function ``f`` (written with ``keras.ops``) at ``x``, by the backend's autodiff.
 
     TensorFlow records a tape, JAX transforms the function, PyTorch fills ``.grad``: three
-    routes to the same number, which is what a framework gives you for free.
+    routes to the same number, which is what a framework gives you for free. An ``f`` that
+    does not depend on ``x`` has gradient zero on every backend.
     """
     import keras
 
     x = check_array("x", x).astype(keras.config.floatx())
+    value = keras.ops.convert_to_numpy(f(keras.ops.convert_to_tensor(x)))
+    if np.size(value) != 1:
+        raise ValueError(f"f must return a scalar (the gradient of a vector is a Jacobian); "
+                         f"got a value of shape {np.shape(value)}")
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
         variable = tf.Variable(x)
         with tf.GradientTape() as tape:
-            value = f(variable)
-        return np.asarray(tape.gradient(value, variable))
+            value = keras.ops.sum(f(variable))
+        return np.asarray(tape.gradient(value, variable, unconnected_gradients=tf.UnconnectedGradients.ZERO))
     if backend == "jax":
         import jax
 
-        return np.asarray(jax.grad(lambda z: f(z))(x))
+        return np.asarray(jax.grad(lambda z: keras.ops.sum(f(z)))(x))
     if backend == "torch":
         import torch
 
         tensor = torch.tensor(x, requires_grad=True)
-        f(tensor).backward()
+        value = keras.ops.sum(f(tensor))
+        if not value.requires_grad:
+            return np.zeros_like(x)
+        value.backward()
         return tensor.grad.detach().cpu().numpy()
     raise RuntimeError(f"autodiff_gradient needs the tensorflow, jax or torch backend; got {backend!r}")

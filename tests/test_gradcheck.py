@@ -43,3 +43,10 @@ def test_autodiff_agrees_with_numerical_gradient_on_this_backend():
     auto = gradcheck.autodiff_gradient(loss, W)
     numeric = gradcheck.numerical_gradient(lambda w: np.sum(np.tanh(x @ w)), W)
     assert gradcheck.relative_error(auto, numeric) < 1e-4  # float32 autodiff vs float64 differences
+
+
+def test_autodiff_gives_zero_for_a_constant_and_refuses_a_vector_on_every_backend():
+    x = np.array([1.0, 2.0, 3.0])
+    assert np.array_equal(gradcheck.autodiff_gradient(lambda z: keras.ops.convert_to_tensor(2.0), x), [0, 0, 0])
+    with pytest.raises(ValueError, match=r"f must return a scalar .*got a value of shape \(3,\)"):
+        gradcheck.autodiff_gradient(lambda z: z ** 2, x)       # TensorFlow used to sum it quietly
