@@ -26,6 +26,16 @@ def _checked_examples(x, y, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _checked_pipeline_arguments(x, y, batch_size: int, seed: int, drop_remainder: bool):
+    """``_checked_examples``, and a seed, and at least one batch when the remainder is dropped."""
+    x, y = _checked_examples(x, y, batch_size)
+    check_number("seed", seed, low=0, integer=True)
+    if drop_remainder and len(x) < batch_size:
+        raise ValueError(f"batch_size={batch_size} with drop_remainder leaves no batch "
+                         f"of {len(x)} examples")
+    return x, y
+
+
 class ArrayPipeline(keras.utils.PyDataset):
     """Batches of (x, y) from NumPy arrays.
 
@@ -45,11 +55,7 @@ class ArrayPipeline(keras.utils.PyDataset):
     def __init__(self, x, y, *, batch_size: int = 32, shuffle: bool = True, augment=None,
                  seed: int = 0, drop_remainder: bool = False):
         super().__init__()
-        x, y = _checked_examples(x, y, batch_size)
-        check_number("seed", seed, low=0, integer=True)
-        if drop_remainder and len(x) < batch_size:
-            raise ValueError(f"batch_size={batch_size} with drop_remainder leaves no batch "
-                             f"of {len(x)} examples")
+        x, y = _checked_pipeline_arguments(x, y, batch_size, seed, drop_remainder)
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be a function (batch, rng) -> batch; got {augment!r}")
         self.x, self.y = x, y
@@ -91,6 +97,7 @@ def pipeline(x, y, *, batch_size: int = 32, shuffle: bool = True, augment=None,
         from .runtime import accelerator
 
         drop_remainder = accelerator() == "tpu"
+    x, y = _checked_pipeline_arguments(x, y, batch_size, seed, drop_remainder)
     if augment is None and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

@@ -40,10 +40,11 @@ def test_drop_remainder_gives_static_shapes_and_augment_is_applied():
     ({"batch_size": 20, "drop_remainder": True}, "leaves no batch"),
     ({"seed": -1}, "seed must be in"),
 ])
-def test_bad_pipeline_arguments(kwargs, message):
+@pytest.mark.parametrize("make", [ArrayPipeline, pipeline])   # pipeline: tf.data on TensorFlow
+def test_bad_pipeline_arguments(kwargs, message, make):
     args = {"x": np.zeros((10, 2)), "y": np.zeros(10), **kwargs}
     with pytest.raises((ValueError, TypeError), match=message):
-        ArrayPipeline(args.pop("x"), args.pop("y"), **args)
+        make(args.pop("x"), args.pop("y"), **args)
 
 
 def _crop_and_jitter(batch, rng):
