@@ -20,8 +20,9 @@ run on ``SHAPES``, Keras-free stand-ins for the layers they use that compute the
 with these formulas alone, without allocating a single weight (that is how ``course explain``
 answers in a fraction of a second). A test checks the two agree on every architecture.
 
-Conventions. FLOPs = 2 × MACs (a multiply and an add); only convolutions and fully
-connected layers are counted, as in the papers (torchvision's "GFLOPs" column is GMACs).
+Conventions. FLOPs = 2 × MACs (a multiply and an add); only convolutions (1-D to 3-D,
+depthwise, separable, transposed) and fully connected layers are counted, as in the papers
+(torchvision's "GFLOPs" column is GMACs); another convolution warns that it counts as 0.
 Activations are the values a layer writes in a forward pass, so views of their input
 (``Flatten``, ``Reshape``, ``Dropout`` at inference) count 0, and the input counts once.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
 
@@ -64,6 +66,9 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding="valid") -
         return -(-size // stride)
     if padding == "valid":
         padding = 0
+    if isinstance(padding, str):
+        raise ValueError(f"padding must be a number of zeros, 'valid' or 'same' (lower case, as Keras "
+                         f"spells them); got {padding!r}")
     check_number("padding", padding, low=0, integer=True)
     if size + 2 * padding < kernel:
         raise ValueError(f"a window of {kernel} does not fit an input of size {size} "
@@ -90,9 +95,12 @@ def dense_params(inputs: int, units: int, *, bias: bool = True) -> int:
 
 
 def conv_macs(output_shape, kernel, in_channels: int, *, groups: int = 1) -> int:
-    """Multiply-accumulates of a convolution: H_out·W_out·K (outputs) × F_h·F_w·C_in/groups each."""
-    kernel_h, kernel_w = _pair("kernel", kernel)
-    return math.prod(output_shape) * kernel_h * kernel_w * (in_channels // groups)
+    """Multiply-accumulates of a convolution: every output value (H_out·W_out·K of them in 2-D)
+    takes F_h·F_w·C_in/groups. ``kernel`` is an int (a square window) or a tuple of 1, 2 or 3 sizes."""
+    window = tuple(kernel) if isinstance(kernel, (tuple, list)) else _pair("kernel", kernel)
+    for size in window:
+        check_number("kernel", size, low=1, integer=True)
+    return math.prod(output_shape) * math.prod(window) * (in_channels // groups)
 
 
 @dataclass(frozen=True)
@@ -259,6 +267,7 @@ def _short(count: int) -> str:
 # --- one layer, whoever computed its shapes ------------------------------------------------
 
 VIEW_LAYERS = ("Flatten", "Reshape", "Dropout", "Identity", "SpatialDropout2D")
+CONV_LAYERS = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")
 _LABELS = {"InputLayer": "INPUT", "LocalResponseNormalization": "NORM", "BatchNormalization": "BN",
            "Activation": "ACT", "ReLU": "RELU", "Concatenate": "CONCAT", "GlobalAveragePooling2D": "AVGPOOL",
            "ZeroPadding2D": "PAD", "ZeroPadShortcut": "ZEROPAD"}
@@ -269,19 +278,25 @@ def _row(name, kind, config, input_shapes, output_shape, params, itemsize) -> Ro
     output_shape = tuple(int(size) for size in output_shape)
     activations = 0 if kind in VIEW_LAYERS else math.prod(output_shape)
     macs, formula, label = 0, "", _LABELS.get(kind, kind.upper())
-    if kind in ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose"):
-        kernel = _pair("kernel_size", config["kernel_size"])
+    if kind in CONV_LAYERS:
+        kernel = tuple(int(size) for size in config["kernel_size"])
         in_channels = int(input_shapes[0][-1])
+        multiplier = config.get("depth_multiplier", 1)
         groups = in_channels if kind == "DepthwiseConv2D" else config.get("groups", 1)
-        filters = in_channels * config.get("depth_multiplier", 1) if kind == "DepthwiseConv2D" else config["filters"]
-        bias = config.get("use_bias", True)
+        filters = in_channels * multiplier if kind == "DepthwiseConv2D" else config["filters"]
+        bias = f"+{filters}" if config.get("use_bias", True) else ""
+        positions = math.prod(output_shape[:-1])
         if kind == "Conv2DTranspose":  # each input value scatters through a F·F·K window
-            macs = math.prod(input_shapes[0]) * kernel[0] * kernel[1] * filters
+            macs = math.prod(input_shapes[0]) * math.prod(kernel) * filters
+        elif kind == "SeparableConv2D":  # depthwise F·F per channel and multiplier, then 1×1 to K
+            macs = positions * in_channels * multiplier * (math.prod(kernel) + filters)
         else:
             macs = conv_macs(output_shape, kernel, in_channels, groups=groups)
-        size = str(kernel[0]) if kernel[0] == kernel[1] else f"{kernel[0]}x{kernel[1]}"
+        size = str(kernel[0]) if len(set(kernel)) == 1 else "x".join(map(str, kernel))
         label = f"CONV{size}-{filters}"
-        formula = f"({kernel[0]}*{kernel[1]}*{in_channels // groups})*{filters}" + (f"+{filters}" if bias else "")
+        shape = "*".join(map(str, kernel))
+        formula = (f"{shape}*{in_channels}*{multiplier}+{in_channels * multiplier}*{filters}{bias}"
+                   if kind == "SeparableConv2D" else f"({shape}*{in_channels // groups})*{filters}{bias}")
     elif kind == "Dense":
         inputs, units = int(input_shapes[0][-1]), config["units"]
         macs = math.prod(output_shape[:-1]) * inputs * units
@@ -290,6 +305,9 @@ def _row(name, kind, config, input_shapes, output_shape, params, itemsize) -> Ro
     elif kind in ("MaxPooling2D", "AveragePooling2D"):
         pool = _pair("pool_size", config["pool_size"])
         label = f"POOL{pool[0]}" if pool[0] == pool[1] else f"POOL{pool[0]}x{pool[1]}"
+    elif "Conv" in kind:
+        warnings.warn(f"account: no formula for the multiply-accumulates of layer {name!r} ({kind}); "
+                      "they count as 0 in the totals", RuntimeWarning, stacklevel=3)
     return Row(name, kind, label, output_shape, int(params), activations, activations * itemsize, int(macs), formula)
 
 
@@ -381,8 +399,7 @@ class _Layer:
     """Base of the stand-ins: record the call, compute shape and params from the formulas."""
     kind = ""
 
-    def __init__(self, *args, name=None, **config):
-        self.args, self.config = args, config
+    def __init__(self, *ignored, name=None, **ignored_config):  # arguments that change no shape or count
         self.name = name
 
     def __call__(self, inputs):

@@ -21,8 +21,8 @@ def test_conv_output_size_is_the_slide_formula():
         A.conv_output_size(8, 11, 4)
     with pytest.raises(ValueError, match="stride must be in"):
         A.conv_output_size(8, 3, 0)
-    with pytest.raises(TypeError, match="padding must be an integer"):
-        A.conv_output_size(8, 3, 1, "full")
+    with pytest.raises(ValueError, match="padding must be a number of zeros, 'valid' or 'same'.*got 'SAME'"):
+        A.conv_output_size(8, 3, 1, "SAME")
 
 
 def test_conv_and_dense_params():
@@ -30,6 +30,8 @@ def test_conv_and_dense_params():
     assert A.conv_params(11, 3, 96) == 34_944
     assert A.conv_params((3, 5), 8, 4) == 3 * 5 * 8 * 4 + 4
     assert A.conv_params(3, 8, 8, groups=8, bias=False) == 72
+    assert A.conv_macs((55, 55, 96), 11, 3) == 55 * 55 * 96 * 11 * 11 * 3   # AlexNet conv1: 105M
+    assert A.conv_macs((96, 6), (5,), 4) == 96 * 6 * 5 * 4 and A.conv_macs((4, 4, 8), 3, 8, groups=8) == 4 * 4 * 8 * 9
     assert A.dense_params(7 * 7 * 512, 4096, bias=False) == 102_760_448
     with pytest.raises(ValueError, match="groups"):
         A.conv_params(3, 6, 4, groups=4)
@@ -116,6 +118,29 @@ def test_sequential_and_nested_models():
     assert "base/c" in names and table.row("base/c").output_shape == (10, 10, 2)
     assert sum(row.kind == "InputLayer" for row in table.rows) == 1
     assert table.params == 2 * 9 + 2 + 200 * 3 + 3
+
+
+def test_every_kind_of_convolution_is_counted():
+    inputs = keras.Input((10, 10, 4))
+    separable = keras.layers.SeparableConv2D(8, 3, depth_multiplier=2, name="separable")(inputs)
+    depthwise = keras.layers.DepthwiseConv2D(3, name="depthwise")(inputs)
+    line = keras.layers.Conv1D(6, 5, name="line")(keras.layers.Reshape((100, 4))(inputs))
+    volume = keras.layers.Conv3D(2, (3, 3, 2), name="volume")(keras.layers.Reshape((10, 10, 4, 1))(inputs))
+    table = A.account(keras.Model(inputs, [separable, depthwise, line, volume]))
+    assert table.row("separable").macs == 8 * 8 * (3 * 3 * 4 * 2 + 4 * 2 * 8)   # depthwise, then 1×1
+    assert table.row("depthwise").macs == 8 * 8 * 4 * 3 * 3
+    assert table.row("line").macs == 96 * 6 * 5 * 4
+    assert table.row("volume").macs == 8 * 8 * 3 * 2 * (3 * 3 * 2 * 1)
+    for row in table.rows:                   # the formulas give Keras's own parameter counts
+        if row.formula:
+            assert eval(row.formula) == row.params, row.name
+
+
+def test_a_convolution_without_a_formula_is_not_counted_silently():
+    inputs = keras.Input((4, 6, 6, 2))
+    outputs = keras.layers.ConvLSTM2D(3, 3, name="recurrent")(inputs)
+    with pytest.warns(RuntimeWarning, match="no formula for the multiply-accumulates of layer 'recurrent'"):
+        A.account(keras.Model(inputs, outputs))
 
 
 def test_account_rejects_what_it_cannot_read():
