@@ -270,6 +270,10 @@ def measure_matmul(size: int, dtype: str = "float32", *, repeats: int = 5, warmu
     rng = np.random.default_rng(seed)
     a, b = (keras.ops.convert_to_tensor(rng.standard_normal((size, size)) / np.sqrt(size), dtype=dtype)
             for _ in range(2))
+    made = keras.backend.standardize_dtype(a.dtype)
+    if made != dtype:     # JAX makes float32 of float64 unless jax_enable_x64 is set
+        raise RuntimeError(f"this backend made {made} matrices when asked for {dtype}; on JAX, "
+                           "jax.config.update('jax_enable_x64', True) before any computation enables float64")
     product = synchronize(keras.ops.matmul(a, b))
     timing = time_call(keras.ops.matmul, a, b, repeats=repeats, warmup=warmup)
     return MatmulResult(size=int(size), dtype=dtype, timing=timing, device=device_of(product),

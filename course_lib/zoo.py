@@ -91,8 +91,13 @@ class Recipe:
 
     @property
     def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True, default=list)
+        text = json.dumps(asdict(self), sort_keys=True, default=_plain)
         return f"digits_cnn-v{RECIPE_VERSION}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def _plain(value):
+    """JSON for what ``json`` cannot write itself: NumPy numbers as Python numbers, tuples as lists."""
+    return value.item() if isinstance(value, np.generic) else list(value)
 
 
 DEFAULT_RECIPE = Recipe()

@@ -125,6 +125,17 @@ def test_measure_matmul_on_the_keras_backend():
     assert "GFLOP/s" in str(result) and "float32" in str(result)
 
 
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")   # JAX's own word on it
+def test_measure_matmul_times_the_dtype_it_names_or_says_why_not():
+    import keras
+
+    if keras.backend.backend() == "jax" and not __import__("jax").config.jax_enable_x64:
+        with pytest.raises(RuntimeError, match="made float32 matrices when asked for float64.*jax_enable_x64"):
+            hardware.measure_matmul(8, "float64", repeats=1)
+    else:
+        assert hardware.measure_matmul(8, "float64", repeats=1).dtype == "float64"
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(size=0), ValueError, "size"), (dict(size=8.0), TypeError, "size"),
     (dict(size=8, dtype="int32"), ValueError, "dtype"), (dict(size=8, repeats=0), ValueError, "repeats"),

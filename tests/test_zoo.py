@@ -27,6 +27,8 @@ def test_cache_file_names_carry_version_and_recipe(cache):
     assert path.parent == cache and path.name.startswith(f"digits_cnn-v{zoo.RECIPE_VERSION}-")
     assert zoo.weights_path(zoo.Recipe(widths=(4, 8, 8), pretrain_copies=3, epochs=3)) != path
     assert zoo.weights_path(zoo.Recipe(widths=(4, 8, 8), pretrain_copies=3, epochs=2)) == path
+    numpy_numbers = zoo.Recipe(widths=tuple(np.array([4, 8, 8])), pretrain_copies=np.int64(3), epochs=2)
+    assert zoo.weights_path(numpy_numbers) == path          # the same recipe, the same file
 
 
 def test_built_once_then_loaded_from_the_cache(cache, monkeypatch):
