@@ -40,7 +40,7 @@ BACKEND_VARIABLE = "KERAS_BACKEND"
 BACKENDS = ("tensorflow", "jax", "torch", "numpy")
 # How Colab and Cloud TPU VMs announce a TPU, without importing anything heavy.
 _TPU_VARIABLES = ("COLAB_TPU_ADDR", "TPU_NAME", "TPU_ACCELERATOR_TYPE", "TPU_WORKER_ID")
-_TPU_DEVICE_FILES = "/dev/accel*"
+_TPU_DEVICE_FILES = "/dev/accel[0-9]*"   # not /dev/accel/, Linux's folder for any compute accelerator
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,12 @@ class RunProfile:
 
 
 def tpu_present(environ=None, device_files: str = _TPU_DEVICE_FILES) -> bool:
-    """Whether this machine has a TPU, judged from the environment and ``/dev/accel*``
-    (Cloud TPU VMs, Colab's TPU runtimes) without importing a framework."""
+    """Whether this machine has a TPU, judged from the environment and the device files
+    ``/dev/accel0``, ``/dev/accel1``, ... (Cloud TPU VMs, Colab's TPU runtimes) without importing
+    a framework."""
     environ = os.environ if environ is None else environ
-    return any(environ.get(name) for name in _TPU_VARIABLES) or bool(glob.glob(device_files))
+    return (any(environ.get(name) for name in _TPU_VARIABLES)
+            or any(not os.path.isdir(path) for path in glob.glob(device_files)))
 
 
 def _installed(package: str) -> bool:
@@ -103,6 +105,7 @@ def select_backend() -> str:
     chosen = choose_backend()
     if os.environ.get(BACKEND_VARIABLE, "").strip():
         backend_source = f"{BACKEND_VARIABLE} (set before course_lib was imported)"
+        os.environ[BACKEND_VARIABLE] = chosen    # as Keras spells it: " JAX " would fail its import
     elif "keras" in sys.modules:
         backend_source = "Keras (imported before course_lib)"
     else:

@@ -1,5 +1,7 @@
 import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,10 +117,24 @@ def test_backend_choice_follows_override_then_tpu_then_tensorflow():
 
 
 def test_tpu_is_seen_in_the_environment_or_in_dev(tmp_path):
-    assert not runtime.tpu_present({}, device_files=str(tmp_path / "accel*"))
-    assert runtime.tpu_present({"TPU_NAME": "local"}, device_files=str(tmp_path / "accel*"))
-    (tmp_path / "accel0").touch()
-    assert runtime.tpu_present({}, device_files=str(tmp_path / "accel*"))
+    device_files = str(tmp_path / runtime._TPU_DEVICE_FILES.removeprefix("/dev/"))
+    assert not runtime.tpu_present({}, device_files=device_files)
+    assert runtime.tpu_present({"TPU_NAME": "local"}, device_files=device_files)
+    (tmp_path / "accel").mkdir()                  # Linux's compute-accelerator folder: any accelerator
+    (tmp_path / "accel" / "accel0").touch()
+    assert not runtime.tpu_present({}, device_files=device_files)
+    (tmp_path / "accel0").touch()                 # a TPU VM's chip
+    assert runtime.tpu_present({}, device_files=device_files)
+
+
+def test_a_backend_named_in_capitals_reaches_keras_spelt_as_keras_wants():
+    import keras
+
+    spelt_loudly = {**os.environ, "KERAS_BACKEND": f" {keras.backend.backend().upper()} "}
+    code = "import course_lib, keras; print(keras.backend.backend())"
+    run = subprocess.run([sys.executable, "-c", code], env=spelt_loudly, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-1] == keras.backend.backend()
 
 
 def test_importing_course_lib_sets_the_backend_keras_then_uses():
