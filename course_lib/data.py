@@ -193,6 +193,8 @@ def subtract_mean(x_train, *others):
     mean, never their own) and the mean image.
     """
     x_train = check_array("x_train", x_train, min_ndim=2)
+    if len(x_train) == 0:
+        raise ValueError("x_train must hold at least one example to take the mean of; got none")
     mean = x_train.mean(axis=0)
     centred = [x_train - mean]
     for i, other in enumerate(others):

@@ -81,6 +81,9 @@ def sgd_update(params: dict, grads: dict, learning_rate: float, lam: float, *,
     updated = {}
     for name, value in params.items():
         value = check_array(f"params[{name!r}]", value)
+        if np.shape(grads[name]) != value.shape:
+            raise ValueError(f"grads[{name!r}] must have the shape of params[{name!r}], {value.shape}; "
+                             f"got {np.shape(grads[name])}")
         decay = lam if (value.ndim > 1 or decay_biases) else 0.0
         updated[name] = sgd_step(value, grads[name], learning_rate, decay)
     return updated

@@ -70,6 +70,8 @@ def features(model, layer, x, *, batch_size: int = 256, pool: str = "average") -
     """
     check_choice("pool", pool, ("average", "flatten"))
     check_number("batch_size", batch_size, low=1, integer=True)
+    if len(x) == 0:
+        raise ValueError("x must hold at least one image; got none")
     extractor = feature_model(model, layer)
     rows = []
     for start in range(0, len(x), batch_size):

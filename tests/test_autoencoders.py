@@ -134,6 +134,8 @@ def test_negative_elbo_checks_its_model():
         A.negative_elbo(A.dense_autoencoder(**SMALL), np.zeros((2, 8, 8, 1)))
     with pytest.raises(ValueError, match="reconstruction must be one of"):
         A.negative_elbo(A.vae(**SMALL), np.zeros((2, 8, 8, 1)), reconstruction="l1")
+    with pytest.raises(ValueError, match="x must hold at least one image; got none"):
+        A.negative_elbo(A.vae(**SMALL), np.zeros((0, 8, 8, 1)))
 
 
 def test_vae_keeps_its_loss_terms_in_float32_under_mixed_precision():

@@ -97,6 +97,8 @@ def test_subtract_mean_uses_the_training_mean_for_every_part():
     assert mean.shape == (4, 4, 1)
     with pytest.raises(ValueError, match=r"others\[0\] must have samples of shape"):
         data.subtract_mean(train, np.zeros((3, 5, 5, 1)))
+    with pytest.raises(ValueError, match="x_train must hold at least one example"):
+        data.subtract_mean(train[:0], val)
 
 
 def test_random_crop_shifts_content_and_keeps_shape():

@@ -47,6 +47,8 @@ def test_sgd_update_leaves_biases_undecayed_unless_asked():
     assert np.allclose(R.sgd_update(params, zero, 0.1, 1.0, decay_biases=True)["b1"], 0.9)
     with pytest.raises(ValueError, match="params and grads must have the same keys"):
         R.sgd_update(params, {"W1": zero["W1"]}, 0.1, 1.0)
+    with pytest.raises(ValueError, match=r"grads\['b1'\] must have the shape of params\['b1'\], \(2,\); got \(3,\)"):
+        R.sgd_update(params, {**zero, "b1": np.zeros(3)}, 0.1, 1.0)
 
 
 def _one_keras_step(regularizer, optimizer, W, b, X, Y):

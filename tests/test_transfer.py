@@ -44,6 +44,8 @@ def test_features_pool_or_flatten_in_inference_mode():
     assert np.array_equal(again, transfer.features(base, "relu2", x))   # no batch statistics used
     with pytest.raises(ValueError, match="has no layer 'fc7'; its layers: input_layer"):
         transfer.features(base, "fc7", x)
+    with pytest.raises(ValueError, match="x must hold at least one image; got none"):
+        transfer.features(base, "relu2", x[:0])
 
 
 def test_linear_probe_separates_easy_classes():

@@ -265,8 +265,12 @@ def negative_elbo(model: keras.Model, x, *, reconstruction: str = "bernoulli", s
         z_is = μ_i + σ_i ε_is,  ε_is ~ N(0, I) from NumPy with ``seed``
 
     The sampling is done in NumPy, so the same seed gives the same number on every backend up to
-    floating point. It upper-bounds −log p(x): lower is better."""
+    floating point. With a normalized likelihood (``gaussian``, or ``bernoulli`` on 0/1 pixels) it
+    upper-bounds −log p(x); ``bernoulli`` on grey levels is a cross-entropy surrogate that bounds
+    nothing, but ranks models alike. Either way, lower is better."""
     x = check_array("x", x, min_ndim=2)
+    if len(x) == 0:
+        raise ValueError("x must hold at least one image; got none")
     check_choice("reconstruction", reconstruction, RECONSTRUCTIONS)
     check_number("samples", samples, low=1, integer=True)
     check_number("seed", seed, low=0, integer=True)
