@@ -129,7 +129,7 @@ def run(args) -> int:
     if args.profile:
         env["COURSE_PROFILE"] = args.profile
     profile = env.get("COURSE_PROFILE") or os.environ.get("COURSE_PROFILE") or "auto"
-    out = Path(args.output).resolve()
+    out = Path(args.output).resolve() if args.output else root / "build" / "notebooks"
     rows = []
     for path in notebooks:
         print(f"running {path.name} (profile {profile}) ...", flush=True)
@@ -311,7 +311,7 @@ def main(argv=None) -> int:
     p = commands.add_parser("run", help="execute lecture notebooks headless and time them")
     p.add_argument("notebooks", nargs="*", help="names or paths (default: every notebook)")
     p.add_argument("--profile", choices=("ci", "cpu", "full"))
-    p.add_argument("--output", default="build/notebooks", help="folder for executed copies")
+    p.add_argument("--output", help="folder for executed copies (default: the course's build/notebooks)")
     p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     p.set_defaults(handler=run)
 

@@ -44,6 +44,13 @@ def test_run_executes_writes_copies_and_tables_times(course, capsys):
     assert executed.cells[0].outputs[0].text.strip() == "profile cpu"
 
 
+def test_run_writes_to_the_courses_build_folder_wherever_it_is_started(course, monkeypatch):
+    monkeypatch.chdir(course / "notebooks")                # as after `cd notebooks`
+    assert cli.main(["run", "01_good", "--profile", "ci"]) == 0
+    assert (course / "build" / "notebooks" / "01_good.ipynb").exists()
+    assert not (course / "notebooks" / "build").exists()
+
+
 def test_run_fails_on_a_broken_notebook_and_names_the_error(course, capsys):
     assert cli.main(["run", "--output", str(course / "build"), "--profile", "ci"]) == 1
     out = capsys.readouterr().out
