@@ -303,10 +303,11 @@ class RangeTest:
 def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, steps: int = 100,
                         batch_size: int = 32, seed: int = 0, stop_factor: float = 4.0) -> RangeTest:
     """Train ``model`` (compiled) for ``steps`` batches while the learning rate rises
-    exponentially from ``low`` to ``high``, recording the loss (Smith 2017). The loss first
-    falls, then explodes; a good rate lies where it falls fastest. The test stops early once
-    the smoothed loss exceeds ``stop_factor`` times its best, and restores the model's weights
-    and learning rate afterwards, so the model is left as it was.
+    exponentially from ``low`` to ``high``, recording the loss: Smith's (2017) range test in the
+    form of fastai's ``lr_find`` (Smith raised the rate linearly and read the accuracy). The loss
+    first falls, then explodes; a good rate lies where it falls fastest. The test stops early once
+    the smoothed loss exceeds ``stop_factor`` times its best, and restores the model's weights,
+    optimizer state and learning rate afterwards, so the model is left as it was.
 
     A curve that does not fall and then rise has no good rate to offer: the result's ``problem``
     then says what the curve showed (it never fell, its fall was within the batches' noise, or
