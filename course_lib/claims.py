@@ -6,10 +6,23 @@
 
 prints the claim, each number of evidence and the verdict, and raises ``ClaimFailed``
 when the claim does not hold, so a notebook run (and CI) stops at the broken lesson.
+
+Where the lecture is wrong or only sometimes right, the notebook asserts what does hold and says
+so in the verdict, not only in a note:
+
+    claims.check("G3", within_noise and not clear_help, evidence,
+                 qualified="pretraining neither clearly helps nor hurts on the digits")
+
+prints "does not hold as stated; what holds: ..." under the claim, "HOLDS AS QUALIFIED" as the
+verdict, and ``summary()`` repeats it. ``holds`` must be a real truth value (a bool, a NumPy bool,
+a one-element boolean array): a float such as NaN is refused, not read as true.
 """
 from __future__ import annotations
 
 import numbers
+import re
+
+import numpy as np
 
 LEDGER = {
     "W1": "L2 penalty λ/2‖W‖² has gradient λW; each SGD step shrinks W by αλW",
@@ -42,6 +55,9 @@ LEDGER = {
 }
 
 checked: list[tuple[str, bool]] = []  # (claim id, held) for every check made in this process
+verdicts: list[str] = []  # the summary line of every check, in the order of ``checked``
+
+_QUALIFIED_NOTE = re.compile(r"QUALIFIED:\s*(?P<what>.+?\.)(?=\s|$)", re.DOTALL)
 
 
 class ClaimFailed(AssertionError):
@@ -59,40 +75,88 @@ def _format(value) -> str:
     return str(value)
 
 
-def check(claim_id: str, holds, evidence: dict, *, note: str = "") -> bool:
+def _truth(holds) -> bool:
+    """``holds`` as a bool: a bool, a NumPy bool or a one-element boolean array (NumPy, JAX,
+    TensorFlow); anything else (a float such as NaN, a number, a string, a list) is refused,
+    since ``bool()`` of it says "true" for NaN, 0.3 or "no"."""
+    if isinstance(holds, (bool, np.bool_)):
+        return bool(holds)
+    if getattr(holds, "dtype", None) is not None and getattr(holds, "shape", None) is not None:
+        array = np.asarray(holds)
+        if array.dtype == np.bool_ and array.size == 1:
+            return bool(array.reshape(()))
+    raise TypeError("holds must be a single truth value (a bool, a NumPy bool or a one-element boolean array, "
+                    f"the outcome of a comparison); got {holds!r} of type {type(holds).__name__}")
+
+
+def _sentence(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string; got {value!r} of type {type(value).__name__}")
+    return " ".join(value.split())
+
+
+def check(claim_id: str, holds, evidence: dict, *, note: str = "", qualified: str = "",
+          erratum: str = "") -> bool:
     """Print the claim and its evidence; raise ``ClaimFailed`` if ``holds`` is false.
 
-    claim_id  an id of the ledger (``LEDGER``), e.g. ``"W2"``.
-    holds     the outcome of the test the notebook ran (a bool or a NumPy bool).
-    evidence  the numbers behind the verdict, by name, in the order to print them.
-    note      one line of interpretation: what was tested, or how the claim is qualified.
+    claim_id   an id of the ledger (``LEDGER``), e.g. ``"W2"``.
+    holds      the outcome of the test the notebook ran: a bool, a NumPy bool or a one-element
+               boolean array. Anything else raises ``TypeError`` (``bool(nan)`` is true).
+    evidence   the numbers behind the verdict, by name, in the order to print them.
+    note       one line of interpretation: what was tested, or how the claim is qualified.
+    qualified  when the lecture's sentence does not hold as stated (only partly, only sometimes, or
+               not at all on this data): what holds instead, in one sentence; ``holds`` is then the
+               outcome of testing that sentence. The header, the verdict and ``summary()`` say
+               "does not hold as stated; what holds: ...". A note containing "QUALIFIED: <sentence>."
+               without this argument is read the same way (the first sentence after "QUALIFIED:").
+    erratum    where the claim holds but the slide gets a number or a detail beside it wrong: the
+               correction, in one sentence, repeated by ``summary()``.
     """
     if claim_id not in LEDGER:
         raise ValueError(f"claim_id must be one of the ledger ids ({', '.join(LEDGER)}); got {claim_id!r}")
     if not isinstance(evidence, dict) or not evidence:
         raise TypeError("evidence must be a non-empty dict of named numbers; got "
                         f"{evidence!r}")
-    try:
-        held = bool(holds)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"holds must be a single truth value; got {holds!r}") from error
+    held = _truth(holds)
+    note, qualified, erratum = (_sentence(name, value) for name, value in
+                                (("note", note), ("qualified", qualified), ("erratum", erratum)))
+    if qualified and erratum:
+        raise ValueError("give qualified (the lecture's sentence does not hold as stated) or erratum (it holds, "
+                         "a detail beside it is wrong), not both")
+    if not qualified and "QUALIFIED" in note:
+        found = _QUALIFIED_NOTE.search(note)
+        qualified = found["what"] if found else "as the note below qualifies it"
     width = max(len(name) for name in evidence)
     lines = [f"[{claim_id}] {LEDGER[claim_id]}"]
+    if qualified:
+        lines.append(f"    does not hold as stated; what holds: {qualified}")
+    if erratum:
+        lines.append(f"    erratum: {erratum}")
     lines += [f"    {name:<{width}}  {_format(value)}" for name, value in evidence.items()]
     if note:
         lines.append(f"    {note}")
-    lines.append(f"    -> {'HOLDS' if held else 'DOES NOT HOLD'}")
+    if qualified:
+        verdict = ("HOLDS AS QUALIFIED (what holds, above); the lecture's sentence does not hold as stated" if held
+                   else "DOES NOT HOLD, not even as qualified")
+    else:
+        verdict = "HOLDS" if held else "DOES NOT HOLD"
+    lines.append(f"    -> {verdict}")
     report = "\n".join(lines)
     print(report)
     checked.append((claim_id, held))
     if not held:
+        verdicts.append(f"{claim_id}: FAILED - {LEDGER[claim_id]}" + (f" (qualified: {qualified})" if qualified else ""))
         raise ClaimFailed(report)
+    if qualified:
+        verdicts.append(f"{claim_id}: does not hold as stated; what holds: {qualified} (lecture: {LEDGER[claim_id]})")
+    else:
+        verdicts.append(f"{claim_id}: holds - {LEDGER[claim_id]}" + (f"; erratum: {erratum}" if erratum else ""))
     return True
 
 
 def summary() -> str:
-    """One line per claim checked so far in this process, for the end of a notebook."""
+    """One line per claim checked so far in this process, for the end of a notebook: "holds", "does
+    not hold as stated; what holds: ..." (a qualified claim) or "FAILED"."""
     if not checked:
         return "no claims checked yet"
-    return "\n".join(f"{claim_id}: {'holds' if held else 'FAILED'} - {LEDGER[claim_id]}"
-                     for claim_id, held in checked)
+    return "\n".join(verdicts)
