@@ -113,7 +113,8 @@ def test_gpu_notebooks_times_each_notebook_and_reads_back_its_claims(gpu_noteboo
     (tmp_path / "notebooks").mkdir()
     lesson = new_notebook(cells=[new_code_cell(
         "import os\nfrom course_lib import claims\n"
-        "claims.check('W1', True, {'profile': os.environ['COURSE_PROFILE'], 'relative error': 1e-9})")])
+        "claims.check('W1', True, {'profile': os.environ['COURSE_PROFILE'], 'relative error': 1e-9})\n"
+        "claims.check('G3', True, {'gain': 0.01}, qualified='pretraining neither helps nor hurts here')")])
     lesson.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(lesson, tmp_path / "notebooks" / "01_lesson.ipynb")
     monkeypatch.setenv("COURSE_ROOT", str(tmp_path))
@@ -122,11 +123,14 @@ def test_gpu_notebooks_times_each_notebook_and_reads_back_its_claims(gpu_noteboo
     report = json.loads((out / "gpu_notebooks.json").read_text())
     (row,) = report["notebooks"]
     assert row["notebook"] == "01_lesson" and row["error"] is None and row["seconds"] > 0
-    assert row["claims"] == [{"id": "W1", "holds": True, "evidence": ["profile         ci",
-                                                                       "relative error  1.000e-09"]}]
+    assert row["claims"] == [
+        {"id": "W1", "holds": True, "qualified": False, "evidence": ["profile         ci", "relative error  1.000e-09"]},
+        {"id": "G3", "holds": True, "qualified": True,
+         "evidence": ["does not hold as stated; what holds: pretraining neither helps nor hurts here", "gain  0.01"]}]
     assert report["profile"] == "ci" and report["device"]
     assert "| 01_lesson |" in gpu_notebooks.markdown(report)
     assert "W1 holds (profile ci, relative error 1.000e-09)" in gpu_notebooks.markdown(report)
+    assert "G3 holds as qualified (does not hold as stated; what holds: " in gpu_notebooks.markdown(report)
     row["claims"] = [{"id": "D2", "holds": True, "evidence": ["largest |z|    3.323"]}]
     last_row = gpu_notebooks.markdown(report).splitlines()[-1]
     assert len(re.findall(r"(?<!\\)\|", last_row)) == 5, f"a | in the evidence must be escaped: {last_row}"
