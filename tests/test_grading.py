@@ -191,3 +191,138 @@ def test_library_noise_on_stderr_does_not_zero_a_passing_test_cell(root, tmp_pat
     scores = pipeline._scores(course, "ps0", ["alice"])["alice"]
     assert scores["ps0:test_noisy"] == (2.0, 2.0)
     assert scores["ps0:test_failing"] == (0.0, 1.0)
+
+
+# --- course grade: its pieces -------------------------------------------------------------------
+
+PS = "ps1_regularization"
+
+
+def test_a_csv_path_that_is_a_folder_is_refused_before_grading(root, tmp_path):
+    from course_lib.grading import grade
+
+    folder = tmp_path / "grades"
+    (folder / "keep.txt").parent.mkdir()
+    (folder / "keep.txt").write_text("the instructor's")
+    with pytest.raises(pipeline.GradingError, match=r"--csv .*grades is a folder; expected the path of a CSV "
+                                                     r"file to write \(for example .*grades/ps1_regularization.csv\)"):
+        grade.grade(PS, tmp_path / "no-inbox", root, csv=folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grades"] and (folder / "keep.txt").exists()
+
+
+def test_an_lms_zip_is_recognised_whatever_the_case_of_its_suffix(tmp_path, monkeypatch):
+    from course_lib.grading import grade
+
+    archive, notebook = tmp_path / "SUBMISSIONS.ZIP", tmp_path / "a.ipynb"
+    archive.write_bytes(b"zip")
+    notebook.write_text("{}")
+    monkeypatch.setattr(grade, "_from_zip", lambda *args: {"alice": [notebook]})
+    students, _ = grade.collect(archive, PS, tmp_path / "course", tmp_path / "scratch")
+    assert students == ["alice"] and (tmp_path / "course/submitted/alice" / PS / "a.ipynb").exists()
+
+
+def test_notebooks_the_release_does_not_have_are_named(tmp_path):
+    from course_lib.grading.grade import _not_graded
+
+    for name in ("ps1.ipynb", "ps1-Copy1.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert _not_graded(tmp_path, ["ps1.ipynb"]) == ["ps1-Copy1.ipynb"]
+    (tmp_path / "ps1.ipynb").unlink()
+    assert _not_graded(tmp_path, ["ps1.ipynb"]) == [], "a lone notebook is graded under the expected name"
+
+
+def test_an_nbformat_3_notebook_is_read_as_version_4(root, tmp_path):
+    import nbformat
+
+    from course_lib.grading.grade import _read_as_v4
+    from course_lib.grading.repair import repair
+
+    release = json.loads((root / "release" / PS / f"{PS}.ipynb").read_text())
+    old = tmp_path / "old.ipynb"
+    old.write_text(nbformat.writes(nbformat.convert(nbformat.from_dict(release), 3), version=3))
+    notebook, upgraded = _read_as_v4(old)
+    assert upgraded == 3 and notebook["nbformat"] == 4
+    assert not repair(notebook, release).reinserted, "its cells and their metadata are all there"
+
+
+def test_a_worker_answer_that_cannot_be_read_fails_only_its_student():
+    from course_lib.grading.grade import _answer
+
+    good = {"student": "alice", "success": True, "seconds": 1.0, "log": ""}
+    assert _answer(json.dumps(good) + "\n", "alice") == good
+    for reply, why in [("", "died"), ("hello from a subprocess\n", "could not be read"),
+                       (json.dumps({**good, "student": "x"}), "could not be read")]:
+        answer = _answer(reply, "alice")
+        assert not answer["success"] and why in answer["log"]
+
+
+def test_the_worker_answers_on_its_own_channel(tmp_path):
+    """The answer pipe the grader passes is not inherited by what the worker starts (its kernels)."""
+    import os
+    import subprocess
+    import sys
+
+    from course_lib.grading import worker
+
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)   # as pass_fds leaves it in the worker
+    channel = worker._answer_channel(str(write_end))
+    child = subprocess.run([sys.executable, "-c", f"import os; os.write({write_end}, b'forged')"],
+                           close_fds=False, capture_output=True, text=True)
+    channel.write("answer\n")
+    channel.close()
+    with open(read_end) as answers:
+        assert answers.read() == "answer\n"
+    assert "Bad file descriptor" in child.stderr
+
+
+@pytest.mark.filterwarnings("ignore:Object of type")   # nbgrader's own add_submission, in SQLAlchemy 2
+def test_a_failed_regrade_takes_the_earlier_grade_out_and_keeps_it(tmp_path):
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from course_lib.grading import worker
+    from course_lib.grading.grade import _retire_stale
+
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    url = worker.gradebook_url(tmp_path)
+    worker.new_sqlite_gradebook(url)
+    with Gradebook(url) as gradebook:
+        gradebook.add_assignment("ps1")
+        gradebook.add_notebook("ps1", "ps1")
+        gradebook.add_grade_cell("test_a", "ps1", "ps1", max_score=2.0, cell_type="code")
+        gradebook.add_student("alice")
+        gradebook.add_submission("ps1", "alice")
+        gradebook.find_grade("test_a", "ps1", "ps1", "alice").manual_score = 1.5
+        gradebook.db.commit()
+    for step, name in (("autograded", "ps1.ipynb"), ("feedback", "ps1.html")):
+        (tmp_path / step / "alice" / "ps1").mkdir(parents=True)
+        (tmp_path / step / "alice" / "ps1" / name).write_text("earlier")
+
+    notes = _retire_stale(tmp_path, "ps1", ["alice", "bob"])
+    assert len(notes) == 1 and notes[0].startswith("alice: no new grade, so the earlier one (1.5/2) was taken out")
+    with Gradebook(url) as gradebook, pytest.raises(MissingEntry):
+        gradebook.find_submission("ps1", "alice")
+    kept, = (tmp_path / "backup").glob("gradebook-*/alice")
+    assert json.loads((kept / "ps1.json").read_text())["notebooks"]["ps1"]["grades"]["test_a"]["manual_score"] == 1.5
+    assert (kept / "autograded" / "ps1.ipynb").read_text() == (kept / "feedback" / "ps1.html").read_text() == "earlier"
+    assert not (tmp_path / "autograded" / "alice" / "ps1").exists()
+
+
+def test_feedback_hides_the_hidden_tests_and_their_tracebacks():
+    import nbformat
+
+    from course_lib.grading.feedback import HideHiddenTests
+
+    source = ("expect_close('f(1)', f(1), 2.0)\n### BEGIN HIDDEN TESTS\nsecret_input = 123.25\n"
+              "expect_close('f(secret)', f(secret_input), 246.5)\n### END HIDDEN TESTS")
+    cell = nbformat.v4.new_code_cell(source, outputs=[nbformat.v4.new_output(
+        "error", ename="CheckFailed", evalue="f(secret) is not what the formula gives",
+        traceback=["----> 4 expect_close('f(secret)', f(secret_input), 246.5)", "secret_input = 123.25"])])
+    visible = nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output(
+        "error", ename="ValueError", evalue="bad", traceback=["----> 1 print(1)"])])
+    notebook = nbformat.v4.new_notebook(cells=[cell, visible])
+    done, _ = HideHiddenTests().preprocess(notebook, {})
+    text = json.dumps(done)
+    assert "secret_input" not in text and "HIDDEN" not in text and "246.5" not in text
+    assert done.cells[0].outputs[0].traceback[0] == "CheckFailed: f(secret) is not what the formula gives"
+    assert done.cells[1].outputs[0].traceback == ["----> 1 print(1)"], "cells without hidden tests keep theirs"

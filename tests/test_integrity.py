@@ -5,7 +5,9 @@ from course_lib.grading import integrity
 
 SETUP = "import numpy as np\nfrom course_lib.grading import expect_close\n"
 HONEST = "def double(x):\n    return 2 * x\n"
-TEST = "expect_close('double(3)', double(3), 6.0)\nassert np.allclose(double(1.5), 3.0)\n"
+TEST = ("expect_close('double(3)', double(3), 6.0)\nassert np.allclose(double(1.5), 3.0)\n"
+        "assert isinstance(double(2), int)\n")
+WRONG = "def double(x):\n    return 3 * x\n"
 
 
 def cell(source, **nbgrader):
@@ -37,6 +39,11 @@ def test_scan_finds_nothing_in_honest_code():
     ("import urllib.request\nurllib.request.urlopen('http://example.com')", "imports urllib.request (network)"),
     ("import os\nos._exit(0)", "calls os._exit() (ends the kernel)"),
     ("exec('x = 1')", "calls exec()"),
+    ("expect_close = np = lambda *a, **k: None", "binds expect_close, np again (the locked cells define"),
+    ("def np(): pass", "binds np again"),
+    ("import IPython\nIPython.get_ipython().events", "imports IPython"),
+    ("import IPython\nIPython.get_ipython().events", "uses IPython.get_ipython"),
+    ("print(_ih[1])", "uses _ih"),
     ("%time x = 1\nsetattr(np, 'allclose', print)", "calls setattr()"),
 ])
 def test_scan_names_each_tampering_construct(answer, finding):
@@ -49,6 +56,23 @@ def test_scan_ignores_locked_cells_and_syntax_errors():
     notebook = submission("def double(x) return")
     notebook["cells"][0]["source"] = "import socket  # the instructor's own setup"
     assert integrity.scan(notebook) == []
+
+
+def test_scan_reads_the_locked_cells_from_the_release():
+    """A student who edits the setup cell's copy cannot hide which names the tests rely on:
+    nbgrader runs the release's source, and the scan reads that."""
+    notebook = submission("expect_close = print")
+    notebook["cells"][0]["source"] = "import numpy as np\n"
+    assert not any("binds expect_close" in f for f in integrity.scan(notebook))
+    assert any("binds expect_close" in f for f in integrity.scan(notebook, submission(HONEST)))
+
+
+def test_bindings_of_a_cell():
+    source = ("import numpy as np, os.path\nfrom a import b as c\ndef f(x):\n    inner = 1\nclass K: pass\n"
+              "x = y = 1\nfor i in range(2): pass\nwith open('f') as handle: pass\n_private = 1\n"
+              "total = [z for z in range(3)]\n")
+    assert integrity.bindings(source) == {"np": True, "os": True, "c": True, "f": True, "K": True, "x": False,
+                                          "y": False, "i": False, "handle": False, "total": False}
 
 
 def test_scan_from_several_threads_at_once():
@@ -97,21 +121,28 @@ def test_scan_from_several_threads_at_once():
 def test_guard_places_canaries_and_strip_removes_them():
     token = integrity.new_token()
     guarded = integrity.guard(submission(HONEST), token)
-    kinds = ["canary" if integrity.is_canary(c) else c["metadata"]["nbgrader"]["grade_id"] for c in guarded["cells"]]
-    assert kinds == ["canary", "setup", "answer", "canary", "test", "canary", "canary"]
+    kinds = ["canary" if integrity.is_canary(c, token) else c["metadata"]["nbgrader"]["grade_id"] for c in guarded["cells"]]
+    assert kinds == ["canary", "setup", "canary", "answer", "canary", "test", "canary", "canary", "canary"]
+    kinds = [c["metadata"][integrity.METADATA]["kind"] for c in guarded["cells"] if integrity.is_canary(c, token)]
+    assert kinds == ["first", "record", "check", "record", "check", "must-fail"]
     assert token in guarded["cells"][-1]["source"] and "raise AssertionError" in guarded["cells"][-1]["source"]
-    assert integrity.strip_guards(guarded) == submission(HONEST)
+    assert integrity.strip_guards(guarded, token) == submission(HONEST)
     assert integrity.new_token() != token
 
 
-def run(answer: str) -> list[str]:
+def execute(answer: str, token: str) -> dict:
+    """The guarded submission with ``answer``, executed in a real kernel."""
     import nbformat
     from nbclient import NotebookClient
 
-    token = integrity.new_token()
     notebook = nbformat.from_dict(integrity.guard(submission(answer), token))
     NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True).execute()
-    return integrity.breaches(notebook, token)
+    return notebook
+
+
+def run(answer: str) -> list[str]:
+    token = integrity.new_token()
+    return integrity.breaches(execute(answer, token), token)
 
 
 TAMPERING = {
@@ -129,6 +160,27 @@ TAMPERING = {
                                   "environment"),
     "later cells rewritten": ("get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])\n"
                               + HONEST, "printed no state"),
+    "a name the tests call bound again": ("expect_close = lambda *a, **k: None\n" + WRONG,
+                                          "expect_close (defined or imported by the locked cells) bound again"),
+    "bound again through exec": ("exec('expect_close = np = None')\n" + WRONG, "expect_close, np (defined or"),
+    "a check's code replaced in place": ("from course_lib.grading import checks\n"
+                                        "checks.expect_close.__code__ = (lambda *a, **k: None).__code__\n" + WRONG,
+                                        "expect_close replaced since the locked cells ran"),
+    "test cells rewritten by a line transform": (
+        "import IPython\nIPython.get_ipython().input_transformer_manager.line_transforms.append(\n"
+        "    lambda lines: ['pass\\n'] if lines and lines[0].startswith('expect') else lines)\n" + WRONG,
+        "the kernel's transformers changed"),
+    "a token transformer added": ("from IPython.core.inputtransformer2 import TokenTransformBase\n"
+                                  "class Quiet(TokenTransformBase):\n    find = classmethod(lambda cls, tokens: None)\n"
+                                  "get_ipython().input_transformer_manager.token_transformers.append(Quiet)\n"
+                                  + WRONG, "the kernel's transformers changed"),
+    "an event callback added": ("get_ipython().events.register('pre_run_cell', lambda info: None)\n" + WRONG,
+                                "the kernel's events changed"),
+    "a builtin the tests read shadowed": ("isinstance = lambda *a: True\n" + WRONG, "the builtins isinstance shadowed"),
+    "what the checks call replaced": ("from course_lib.grading import checks\nclass Agree:\n"
+                                      "    def __getattr__(self, name):\n        return getattr(np, name)\n"
+                                      "checks.np = Agree()\n" + WRONG, "the kernel's checks changed"),
+    "a tracer set": ("import sys\nsys.settrace(lambda *a: None)\n" + HONEST, "the kernel's hooks changed"),
 }
 
 
@@ -143,6 +195,44 @@ def test_canaries_catch_tampering(case):
     answer, named = TAMPERING[case]
     found = run(answer)
     assert any(named in problem for problem in found), found
+
+
+@pytest.mark.slow
+def test_a_rebound_name_is_put_back_before_the_tests():
+    """Rebinding a name the tests call is caught, and the tests still run the real check."""
+    token = integrity.new_token()
+    notebook = execute("expect_close = lambda *a, **k: None\n" + WRONG, token)
+    test = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade"))
+    assert [o.get("ename") for o in test.outputs] == ["CheckFailed"], test.outputs
+
+
+@pytest.mark.slow
+def test_the_token_is_not_left_in_the_input_history():
+    snoop = ("import linecache\nshell = get_ipython()\nseen = [In, _ih, shell.history_manager.input_hist_raw,\n"
+             "        {k: v for k, v in globals().items() if k.startswith('_i')}, linecache.cache,\n"
+             "        shell.last_execution_result.info.raw_cell, shell.history_manager.db_input_cache]\n"
+             "print(seen)\n")
+    token = integrity.new_token()
+    notebook = execute(snoop + HONEST, token)
+    answer = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "answer")
+    printed = "".join(o.get("text", "") for o in answer.outputs)
+    assert "course-integrity" in printed and token not in printed
+
+
+def test_a_student_cell_that_looks_like_a_canary_is_not_one():
+    """Only this run's canaries count: a student's cell marked like one, or a canary's line that is
+    not JSON, cannot break the reading of the canaries."""
+    token = integrity.new_token()
+    notebook = submission(HONEST)
+    notebook["cells"].insert(2, cell(f"{integrity.MARK} my notes\nprint('{integrity.LINE} {token} {{not json')"))
+    guarded = integrity.guard(notebook, token)
+    assert integrity.strip_guards(guarded, token) == notebook
+    for canary in (c for c in guarded["cells"] if integrity.is_canary(c, token)):
+        forged = f"{integrity.LINE} {token} {{not json\n"
+        canary["outputs"] = [{"output_type": "stream", "name": "stdout", "text": forged}]
+    problems = integrity.breaches(guarded, token)
+    assert problems[0] == ("before any student code: printed an unreadable state (output rewritten) "
+                           "(and at 4 later canaries)")
 
 
 def test_breaches_when_canaries_are_missing_or_the_last_cell_passed():

@@ -84,6 +84,32 @@ def test_kernel_runs_code_but_sees_only_its_own_folder(bwrap, course, tmp_path, 
     assert outputs[11] == "None\n"
 
 
+def test_kernel_gets_only_the_variables_it_needs(bwrap, tmp_path, monkeypatch, capfd):
+    """An allowlist: a gradebook's URL or any other variable of the grader's stays out; what
+    student code writes to the kernel's own stdout (file descriptor 1) reaches nobody."""
+    for name, value in {"DATABASE_URL": "postgresql://grader:pw@db/course", "COURSE_POSTGRES_URL": "postgresql://x",
+                        "SOME_SETTING": "x", "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax"),
+                        "COURSE_PROFILE": "ci"}.items():
+        monkeypatch.setenv(name, value)
+    outputs = run_cells(tmp_path, monkeypatch, tmp_path, [
+        "import os\nprint(sorted(k for k in ('DATABASE_URL', 'COURSE_POSTGRES_URL', 'SOME_SETTING')\n"
+        "             if k in os.environ))",
+        "print(os.environ['COURSE_PROFILE'], os.environ['KERAS_BACKEND'] == %r)" % os.environ["KERAS_BACKEND"],
+        "os.system('echo written-to-fd-1'); os.write(1, b'also-to-fd-1\\n')",
+    ])
+    assert outputs[:2] == ["[]\n", "ci True\n"], outputs
+    assert "fd-1" not in capfd.readouterr().out
+
+
+def test_kernel_environment_is_an_allowlist():
+    kept = sandbox.kernel_environment({
+        "PATH": "/usr/bin", "LC_ALL": "C", "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2", "COURSE_PROFILE": "ci",
+        "NBGRADER_EXECUTION": "autograde", "DATABASE_URL": "x", "COURSE_POSTGRES_URL": "x", "PGPASSWORD": "x",
+        "AWS_SECRET_ACCESS_KEY": "x", "JUPYTER_TOKEN": "x", "HOSTNAME": "grader"})
+    assert sorted(kept) == ["COURSE_PROFILE", "KERAS_BACKEND", "LC_ALL", "NBGRADER_EXECUTION", "PATH",
+                            "TF_CPP_MIN_LOG_LEVEL"]
+
+
 def test_kernel_has_no_network(bwrap, tmp_path, monkeypatch):
     try:  # pypi.org's address, resolved outside the sandbox
         address = socket.getaddrinfo("pypi.org", 443, socket.AF_INET)[0][4][0]

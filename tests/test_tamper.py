@@ -84,6 +84,31 @@ def _json(notebook: dict) -> bytes:
     return json.dumps(notebook, indent=1).encode()
 
 
+def _wrong() -> dict:
+    """The release with a wrong answer to every function: each returns zeros of the right shape."""
+    changed = _blank()
+    for cell in changed["cells"]:
+        source = "".join(cell["source"])
+        if cell["metadata"].get("nbgrader", {}).get("solution") and "raise NotImplementedError()" in source:
+            cell["source"] = source.replace("raise NotImplementedError()", "return np.zeros(1), np.zeros(1)")
+    return changed
+
+
+def _nbformat3(notebook: dict) -> bytes:
+    import nbformat
+
+    return nbformat.writes(nbformat.convert(nbformat.from_dict(notebook), 3), version=3).encode()
+
+
+def _with_cell(notebook: dict, source: str) -> dict:
+    """``notebook`` with a code cell of the student's own (no metadata) before its first test."""
+    changed = copy.deepcopy(notebook)
+    first_test = next(i for i, c in enumerate(changed["cells"]) if c["metadata"].get("nbgrader", {}).get("grade"))
+    changed["cells"].insert(first_test, {"cell_type": "code", "execution_count": None, "metadata": {},
+                                         "outputs": [], "source": source, "id": "mine"})
+    return changed
+
+
 PATCH_NUMPY = ("import numpy, numpy.testing\nnumpy.allclose = lambda *a, **k: True\n"
                "numpy.testing.assert_allclose = lambda *a, **k: None")
 PATCH_CHECKS = ("from course_lib.grading import checks\n"
@@ -93,6 +118,13 @@ READ_SECRETS = ("for secret in ('../../../source/ps1_regularization/ps1_regulari
                 "'../../../gradebook.db'):\n"
                 "    try:\n        print('read', len(open(secret, 'rb').read()), 'bytes of', secret)\n"
                 "    except OSError as error:\n        print('blocked:', type(error).__name__, secret)")
+REBIND = "expect = expect_close = expect_shape = lambda *a, **k: None"
+LINE_TRANSFORM = ("import IPython\nIPython.get_ipython().input_transformer_manager.line_transforms.append(\n"
+                  "    lambda lines: ['pass\\n'] if lines and lines[0].startswith('# Test') else lines)")
+FORGED_ANSWER = ("import json, os, sys\nanswer = {'student': 'honest', 'success': False, 'seconds': 0, "
+                 "'log': '[ERROR] RuntimeError: forged'}\nos.write(sys.stdout.fileno(), (json.dumps(answer) + '\\n').encode())")
+LOOKALIKE = ("# course-integrity (my notes)\ntoken = _ih[1].split()[2].rstrip(':')\n"
+             "print('course-integrity', token, '{not json')")
 NETWORK = ("import urllib.request\ntry:\n    urllib.request.urlopen('https://pypi.org', timeout=5)\n"
            "    print('network reached')\nexcept Exception as error:\n    print('network blocked:', type(error).__name__)")
 
@@ -142,8 +174,22 @@ CASES = [
      lambda: _json(_first_answer(_solved(), READ_SECRETS)), "full+flagged", True),
     ("network", "13", "the solution, calling https://pypi.org", lambda: _json(_first_answer(_solved(), NETWORK)),
      "full+flagged", True),
+    ("names_rebound", "9", "wrong answers, with the test cells' `expect`, `expect_close`, `expect_shape` bound again",
+     lambda: _json(_first_answer(_wrong(), REBIND)), "zero+flagged", False),
+    ("line_transform", "10", "wrong answers, with an IPython line transform that turns each test cell into `pass`",
+     lambda: _json(_first_answer(_wrong(), LINE_TRANSFORM)), "zero+flagged", False),
+    ("canary_lookalike", "10", "the solution, with a cell marked like a canary printing a broken canary line",
+     lambda: _json(_with_cell(_solved(), LOOKALIKE)), "full+flagged", False),
+    ("os_system", "14", "the solution, printing through `os.system` (straight to the kernel's stdout)",
+     lambda: _json(_first_answer(_solved(), "import os\nos.system('echo hello from a subprocess')")), "full", False),
+    ("forged_answer", "14", "the solution, writing a forged grading answer for `honest` to the kernel's stdout",
+     lambda: _json(_first_answer(_solved(), FORGED_ANSWER)), "full", False),
+    ("nbformat3", "8", "the solution in nbformat 3", lambda: _nbformat3(_solved()), "full+repaired", False),
+    ("copy_only", "8", "a blank `ps1_regularization.ipynb`, the work in `ps1_regularization-Copy1.ipynb`",
+     lambda: _json(_blank()), "zero+flagged", False),
 ]
 NAMES = {"renamed": "my_answers.ipynb"}
+EXTRA = {"copy_only": {"ps1_regularization-Copy1.ipynb": lambda: _json(_solved())}}
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +209,8 @@ def graded(tmp_path_factory):
             (folder / "answers.py").write_text("def l2_penalty(w, lam): return 0\n")
         else:
             (folder / NAMES.get(name, NOTEBOOK)).write_bytes(build())
+        for extra, make in EXTRA.get(name, {}).items():
+            (folder / extra).write_bytes(make())
     report = grading.grade(PS, inbox, course, jobs=2, time_limit_s=TIME_LIMIT, log=lambda *_: None)
     return course, inbox, {r.student: r for r in report.results}, report
 
@@ -249,6 +297,24 @@ def test_nothing_is_lost(graded):
 
 
 @pytest.mark.slow
+def test_feedback_holds_no_hidden_test(graded):
+    """Neither the hidden tests' code nor the tracebacks of those that failed reach the student."""
+    course, _, results, _ = graded
+    assert results["memory"].score < FULL, "some hidden tests failed here"
+    for name in ("honest", "memory", "names_rebound"):
+        feedback = (course / "feedback" / name / PS / f"{PS}.html").read_text()
+        assert "HIDDEN TESTS" not in feedback and "reference.l2_penalty" not in feedback, name
+
+
+@pytest.mark.slow
+def test_extra_notebooks_are_named_in_the_summary(graded):
+    _, _, results, report = graded
+    assert ("not graded: ps1_regularization-Copy1.ipynb (the assignment's notebooks: ps1_regularization.ipynb)"
+            in results["copy_only"].review)
+    assert "not graded: ps1_regularization-Copy1.ipynb" in report.summary()
+
+
+@pytest.mark.slow
 def test_the_readme_table_is_generated_from_this_suite(graded):
     _, _, results, _ = graded
     if sandbox.bwrap_available() is not None:
@@ -262,3 +328,28 @@ def test_the_readme_table_is_generated_from_this_suite(graded):
     current = readme.split(start, 1)[1].split(end, 1)[0] if start in readme else None
     if current != generated:
         pytest.fail(f"the README's tamper table is out of date: paste {out} between its markers")
+
+
+@pytest.mark.slow
+def test_a_failed_regrade_leaves_no_stale_grade(graded, tmp_path):
+    """A student graded 27/27 hands in a notebook that kills its kernel: the earlier grade is
+    no longer current (not in the CSV nor the gradebook), and it is kept, with its files, in backup/.
+    (Last in this module: it changes the course the other tests read.)"""
+    course, _, results, _ = graded
+    assert results["flood"].score == FULL
+    inbox = tmp_path / "inbox"
+    (inbox / "flood" / PS).mkdir(parents=True)
+    (inbox / "flood" / PS / NOTEBOOK).write_bytes(_json(_first_answer(_solved(), "import os\nos._exit(0)")))
+    report = grading.grade(PS, inbox, course, jobs=1, time_limit_s=TIME_LIMIT, log=lambda *_: None)
+    result, = report.results
+    assert result.failed and result.score is None
+    assert any(note.startswith("flood: no new grade, so the earlier one (27/27) was taken out")
+               for note in report.notes)
+    row = next(r for r in (course / "grades" / f"{PS}.csv").read_text().splitlines() if ",flood," in r)
+    assert not row.endswith(",27.0,27.0"), row
+    kept, = (course / "backup").glob("gradebook-*/flood")
+    assert json.loads((kept / f"{PS}.json").read_text())["score"] == FULL
+    assert (kept / "autograded" / NOTEBOOK).exists() and (kept / "feedback" / f"{PS}.html").exists()
+    assert not (course / "autograded" / "flood" / PS).exists() and not (course / "feedback" / "flood" / PS).exists()
+    earlier, = (course / "backup").glob(f"submitted-*/flood/{PS}/{NOTEBOOK}")
+    assert "200_000" in earlier.read_text(), "the earlier submission is kept too"

@@ -20,7 +20,9 @@ usual.
    cores. A kernel is killed as soon as its last cell has run (nbclient's ``shutdown_kernel =
    "immediate"``): a graceful exit of a kernel that imported TensorFlow spends about 3 s of CPU
    finalizing it, and grading needs none of it. A submission that fails (dead kernel, a
-   notebook nbgrader cannot convert) fails in its own worker only and leaves the others alone.
+   notebook nbgrader cannot convert, an error while staging it) fails alone, with its reason,
+   and leaves the others alone. A worker answers on a pipe of its own (``pass_fds``), which no
+   kernel inherits: what student code writes to the kernel's stdout cannot disturb the answers.
 3. **Store the grades with nbgrader's own code** (``Store``), each submission as soon as its
    execution ends, in a thread of the main process, while the others execute. The executed
    notebooks are replayed through nbgrader's ``Autograde`` in the real course and its real
@@ -32,14 +34,16 @@ usual.
    notebooks the formgrader shows, and the students' files in ``submitted/`` stay untouched.
    Writing grades through the ``Gradebook`` API by hand was the alternative; the replay
    keeps nbgrader's rules (late penalties, missing notebooks scored 0, "needs manual grade")
-   without copying them. nbgrader's ``GenerateFeedback`` for that student follows. nbgrader
+   without copying them. nbgrader's ``GenerateFeedback`` for that student follows, without
+   the hidden tests or the tracebacks of the cells that hold them (``grading.feedback``). nbgrader
    runs in-process here (``worker.run``, as its formgrader does), which saves the seconds a
    new Python needs to import it for each step.
 Around nbgrader, each submission is also (``Checks``):
 
 * **repaired** when its cell metadata was lost or a locked cell deleted, by aligning it with
-  ``release/PS`` (``grading.repair``), and renamed when the assignment has one notebook and
-  the student handed in one under another name; the report says so;
+  ``release/PS`` (``grading.repair``), converted when it is in nbformat 3, and renamed when the
+  assignment has one notebook and the student handed in one under another name; the report says
+  so, and names the notebooks the release does not have, which nbgrader does not grade;
 * **scanned** for code that touches grading (``grading.integrity.scan``): flagged for review;
 * **guarded** by canary cells (``grading.integrity.guard``): a submission whose canaries show
   tampering has its test cells scored 0 by nbgrader itself (each gets an ``IntegrityBreach``
@@ -49,9 +53,12 @@ Around nbgrader, each submission is also (``Checks``):
   (and, where control groups can be made, one memory and process limit for all a kernel starts).
   Without bubblewrap the limits still apply and the report says loudly that it is unsandboxed.
 
-4. **Report.** nbgrader's CSV export (``grades/PS.csv`` by default; an existing file is kept
-   under a dated name), then a summary: graded with scores, failed with the reason, flagged for
-   manual review.
+4. **Report.** A student who handed in again and got no new grade (it failed) has the earlier
+   grade taken out of the gradebook, so it is not shown as current; it is kept, with the earlier
+   ``autograded/`` and ``feedback/`` folders, under ``backup/gradebook-<time>/STUDENT``. Then
+   nbgrader's CSV export (``grades/PS.csv`` by default; an existing file is kept under a dated
+   name; a folder is refused before grading), then a summary: graded with scores, failed with
+   the reason, flagged for manual review.
 
 Only step 3 writes to the real gradebook, from one thread. One ``course grade`` runs at a time in a
 course folder (``.course-grade.lock``); with a PostgreSQL gradebook, several graders (each in their
@@ -257,7 +264,7 @@ def collect(submissions: Path, assignment: str, root: Path, scratch: Path,
     submissions = Path(submissions)
     if submissions.is_dir():
         found = _from_folder(submissions, assignment)
-    elif submissions.is_file() and submissions.suffix == ".zip":
+    elif submissions.is_file() and submissions.suffix.lower() == ".zip":
         found = _from_zip(submissions.resolve(), assignment, root, scratch, pattern)
     else:
         raise GradingError(f"{submissions} is neither a folder nor a .zip file; expected a folder of "
@@ -339,6 +346,25 @@ def _reasons(log: str, assignment: str) -> dict[str, str]:
     return {s: reason for s, reason in found.items() if reason}
 
 
+def _read_as_v4(path: Path) -> tuple[dict, int | None]:
+    """The notebook at ``path`` in nbformat 4 (what repair, the canaries and nbgrader read), and
+    the version it was converted from, or None where it was 4 already."""
+    import nbformat
+
+    version = json.loads(path.read_text()).get("nbformat")
+    notebook = json.loads(nbformat.writes(nbformat.read(path, as_version=4)))
+    return notebook, (version if version != 4 else None)
+
+
+def _not_graded(folder: Path, expected: list[str]) -> list[str]:
+    """The notebooks in ``folder`` nbgrader will not grade: those the release does not have (a
+    lone notebook under another name is graded as the assignment's only one)."""
+    present = sorted(p.name for p in folder.glob("*.ipynb"))
+    if len(expected) == 1 and len(present) == 1:
+        return []
+    return [name for name in present if name not in expected]
+
+
 @dataclass
 class Checks:
     """What ``course grade`` adds around nbgrader for one run: repair and rename, the static
@@ -366,14 +392,17 @@ class Checks:
                 shutil.copyfile(path, target / path.name)
         for path in notebooks:
             name = names[path.name]
-            notebook = json.loads(path.read_text())
-            if (self.release / name).exists():
-                fixed = repair(notebook, json.loads((self.release / name).read_text()))
+            notebook, upgraded = _read_as_v4(path)
+            if upgraded:
+                repairs.append(f"{name}: converted from nbformat {upgraded} to 4")
+            release = json.loads((self.release / name).read_text()) if (self.release / name).exists() else None
+            if release is not None:
+                fixed = repair(notebook, release)
                 if fixed.changed:
                     repairs.append(f"{name}: {fixed.describe()}")
                     notebook = fixed.notebook
-            findings += [f"{name} {finding}" for finding in integrity.scan(notebook)]
-            (target / name).write_text(json.dumps(integrity.guard(notebook, self.token), indent=1))
+            findings += [f"{name} {finding}" for finding in integrity.scan(notebook, release)]
+            (target / name).write_text(json.dumps(integrity.guard(notebook, self.token, release), indent=1))
 
     def inspect(self, student: str, folder: Path) -> None:
         """Read the canaries of the executed notebooks in ``folder`` and remove them; where they
@@ -381,7 +410,7 @@ class Checks:
         for path in sorted(folder.glob("*.ipynb")):
             notebook = json.loads(path.read_text())
             problems = integrity.breaches(notebook, self.token)
-            notebook = integrity.strip_guards(notebook)
+            notebook = integrity.strip_guards(notebook, self.token)
             if problems:
                 self.breaches.setdefault(student, []).extend(f"{path.name}: {p}" for p in problems)
                 for cell in notebook["cells"]:
@@ -411,6 +440,19 @@ def _sandbox(scratch: Path, memory_mb: int, time_limit_s: int) -> tuple[dict, st
     return {"JUPYTER_PATH": path}, note
 
 
+def _answer(reply: str, student: str) -> dict:
+    """The worker's JSON answer about ``student``; one that is missing, unreadable or about
+    someone else means its grading process died or was disturbed."""
+    try:
+        answer = json.loads(reply) if reply else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or answer.get("student") != student:
+        why = "died" if not reply else "gave an answer that could not be read"
+        return {"success": False, "log": f"[ERROR] its grading process {why}"}
+    return answer
+
+
 def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratch: Path,
              skip: dict[str, set[str]], checks: Checks, sandbox_env: dict, store: Store):
     """Autograde the students with nbgrader in ``jobs`` scratch copies of the course at once,
@@ -428,43 +470,56 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
         queue.put(student)
     executed, failed, seconds = {}, {}, {}
 
-    def serve(course: Path, process: subprocess.Popen) -> None:
-        """Hand the worker process students until the queue is empty or the process dies."""
+    def grade_one(course: Path, student: str, process: subprocess.Popen, answers) -> bool:
+        """Stage ``student``, have the worker process grade them, and read its answer. Returns
+        whether the worker process is still serving."""
+        checks.stage(student, root / "submitted" / student / assignment,
+                     course / "submitted" / student / assignment, skip.get(student, ()))
+        try:
+            process.stdin.write(student + "\n")
+            process.stdin.flush()
+            reply = answers.readline()
+        except BrokenPipeError:
+            reply = ""
+        answer = _answer(reply, student)
+        folder = course / "autograded" / student / assignment
+        if answer["success"] and any(folder.glob("*.ipynb")):
+            checks.inspect(student, folder)
+            executed[student], seconds[student] = folder, answer["seconds"]
+            store.put(student, folder)
+        else:
+            failed[student] = _reason(answer["log"].splitlines()) or "nbgrader produced no grades"
+        return bool(reply)
+
+    def serve(course: Path, process: subprocess.Popen, answers) -> None:
+        """Hand the worker process students until the queue is empty or the process dies. A
+        student whose grading fails here fails alone: the reason is theirs, the others go on."""
         while True:
             try:
                 student = queue.get_nowait()
             except Empty:
                 return
-            checks.stage(student, root / "submitted" / student / assignment,
-                         course / "submitted" / student / assignment, skip.get(student, ()))
             try:
-                process.stdin.write(student + "\n")
-                process.stdin.flush()
-                reply = process.stdout.readline()
-            except BrokenPipeError:
-                reply = ""
-            died = {"success": False, "log": "[ERROR] its grading process died"}
-            answer = json.loads(reply) if reply else died
-            folder = course / "autograded" / student / assignment
-            if answer["success"] and any(folder.glob("*.ipynb")):
-                checks.inspect(student, folder)
-                executed[student], seconds[student] = folder, answer["seconds"]
-                store.put(student, folder)
-            else:
-                failed[student] = _reason(answer["log"].splitlines()) or "nbgrader produced no grades"
-            if not reply:
-                return
+                if not grade_one(course, student, process, answers):
+                    return
+            except Exception as error:   # this student's notebook, or their answer, broke something
+                failed[student] = f"grading failed ({type(error).__name__}: {str(error)[:200]})"
 
     def work(index: int) -> None:
         course = scratch / f"worker{index}"
         shutil.copytree(base, course)
         with open(scratch / f"worker{index}.log", "w") as log:
             while not queue.empty():   # a worker process that died is replaced
+                # The answers come back on a pipe of their own: kernels write to the worker's
+                # stdout and stderr (the log), never to this pipe (see worker.main).
+                read_end, write_end = os.pipe()
                 command = [sys.executable, "-m", "course_lib.grading.worker", str(course), assignment,
-                           sandbox.KERNEL_NAME]
-                with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                      text=True, env=env, cwd=course) as process:
-                    serve(course, process)
+                           sandbox.KERNEL_NAME, str(write_end)]
+                with open(read_end) as answers, subprocess.Popen(
+                        command, stdin=subprocess.PIPE, stdout=log, stderr=log, text=True, env=env, cwd=course,
+                        pass_fds=(write_end,)) as process:
+                    os.close(write_end)
+                    serve(course, process, answers)
                     try:
                         process.stdin.close()
                     except BrokenPipeError:
@@ -473,6 +528,17 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(work, range(jobs)))
     return executed, failed, seconds
+
+
+def _feedback_overrides() -> dict:
+    """nbgrader's ``GenerateFeedback`` preprocessors, with the hidden tests and their tracebacks
+    taken out of what the student reads (``grading.feedback``)."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
+    from .feedback import HideHiddenTests
+
+    return {"GenerateFeedback": {"preprocessors": [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]}}
 
 
 class Store:
@@ -522,7 +588,7 @@ class Store:
         if reason or not stored["success"]:
             self.failed[student] = reason or "nbgrader could not store the grades"
             return
-        feedback = worker.run("GenerateFeedback", self.root, self.assignment, student)
+        feedback = worker.run("GenerateFeedback", self.root, self.assignment, student, overrides=_feedback_overrides())
         if not feedback["success"]:
             why = _reason(feedback["log"].splitlines()) or "nbgrader's GenerateFeedback failed"
             self.problems[student] = f"no feedback was generated: {why}"
@@ -545,6 +611,54 @@ def _export(root: Path, assignment: str, csv: Path, scratch: Path) -> list[str]:
         notes.append(f"the earlier {csv.name} was kept as {kept.name}")
     shutil.copyfile(fresh, csv)
     return notes
+
+
+def _retire_stale(root: Path, assignment: str, students: list[str]) -> list[str]:
+    """For each of ``students`` (handed in again, no new grade), take the earlier grade out of
+    the gradebook, so that neither the CSV nor the formgrader shows it as current. Nothing is
+    lost: the earlier grades (each cell's scores and comments) go to
+    ``backup/gradebook-<time>/STUDENT/PS.json``, the earlier ``autograded/`` and ``feedback/``
+    folders beside them. Returns notes."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    notes, backup = [], _unused(root / "backup" / f"gradebook-{_stamp()}")
+    with Gradebook(worker.gradebook_url(root)) as gradebook:
+        for student in students:
+            try:
+                submission = gradebook.find_submission(assignment, student)
+            except MissingEntry:
+                continue
+            kept = backup / student
+            kept.mkdir(parents=True)
+            (kept / f"{assignment}.json").write_text(json.dumps(_grades(submission), indent=1, default=str))
+            for step in ("autograded", "feedback"):
+                folder = root / step / student / assignment
+                if folder.exists():
+                    shutil.move(str(folder), str(kept / step))
+            notes.append(f"{student}: no new grade, so the earlier one ({submission.score:g}/{submission.max_score:g}) "
+                         f"was taken out of the gradebook and kept in {kept.relative_to(root)}")
+            gradebook.remove_submission(assignment, student)
+    return notes
+
+
+def _grades(submission) -> dict:
+    """A gradebook submission as plain data: its score, and every cell's scores and comments."""
+    return {"score": submission.score, "max_score": submission.max_score, "timestamp": submission.timestamp,
+            "notebooks": {notebook.name: {
+                "grades": {g.name: {"auto_score": g.auto_score, "manual_score": g.manual_score,
+                                    "extra_credit": g.extra_credit, "max_score": g.max_score}
+                           for g in notebook.grades},
+                "comments": {c.name: {"auto_comment": c.auto_comment, "manual_comment": c.manual_comment}
+                             for c in notebook.comments}} for notebook in submission.notebooks}}
+
+
+def _csv_path(csv: Path | None, root: Path, assignment: str) -> Path:
+    """Where the grades go: ``csv``, or ``grades/PS.csv``; a folder is refused before grading."""
+    csv = Path(csv) if csv else root / "grades" / f"{assignment}.csv"
+    if csv.is_dir():
+        raise GradingError(f"--csv {csv} is a folder; expected the path of a CSV file to write "
+                           f"(for example {csv / (assignment + '.csv')})")
+    return csv
 
 
 def _shown(url: str) -> str:
@@ -582,7 +696,7 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
     _check_assignment(root, assignment)
     if jobs < 1:
         raise GradingError(f"--jobs must be 1 or more; got {jobs}")
-    csv = Path(csv) if csv else root / "grades" / f"{assignment}.csv"
+    csv = _csv_path(csv, root, assignment)
     timings: dict[str, float] = {}
     with _one_at_a_time(root), tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as folder:
         scratch = Path(folder)
@@ -615,11 +729,13 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         failed.update(store.failed)
 
         clock = time.perf_counter()
+        notes += _retire_stale(root, assignment, [s for s in students if s not in executed or s in failed])
         log(f"{assignment}: exporting grades")
         notes += _export(root, assignment, csv, scratch)
         timings["report"] = time.perf_counter() - clock
 
-    expected = ", ".join(sorted(p.name for p in (root / "release" / assignment).glob("*.ipynb")))
+    release = sorted(p.name for p in (root / "release" / assignment).glob("*.ipynb"))
+    expected = ", ".join(release)
     for student in students:
         if not any((root / "submitted" / student / assignment).glob("*.ipynb")):
             failed[student] = f"no notebook handed in (expected {expected or 'a notebook'})"
@@ -630,6 +746,8 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         elif student not in executed:
             result.score = result.max_score = None
         result.review[:0] = list(unreadable[student].values())
+        extra = _not_graded(root / "submitted" / student / assignment, release)
+        result.review += [f"not graded: {', '.join(extra)} (the assignment's notebooks: {expected})"] if extra else []
         result.review += [store.problems[student]] if student in store.problems else []
         result.review += [f"tampering, its tests scored 0: {b}" for b in checks.breaches.get(student, [])]
         result.review += [f"integrity scan: {f}" for f in checks.findings.get(student, [])]

@@ -13,7 +13,10 @@ Each grading kernel runs inside ``bwrap`` (Debian package ``bubblewrap``) with
 - a memory limit (``prlimit --data``: a bigger allocation fails with ``MemoryError``) and a
   wall-clock limit on the kernel's whole life (``timeout --signal=KILL``);
 - where control groups can be made (``grading.cgroups``), a limit on the number of processes
-  and on the memory of all the kernel's processes together.
+  and on the memory of all the kernel's processes together;
+- only the environment variables a kernel needs (an allowlist, :func:`kernel_environment`):
+  none of the grader's others, such as a gradebook's URL with its password; and its stdout
+  thrown away, so what student code writes there reaches neither the grader nor its log.
 
 Each sandbox starts with an empty ``/tmp``, so caches kept there are rebuilt by every kernel;
 :func:`matplotlib_font_list` builds matplotlib's font list once, in the sandbox, and kernels
@@ -52,9 +55,24 @@ DEFAULT_TIME_LIMIT_S = 1200
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 ALWAYS_HIDDEN = ("/etc/shadow", "/etc/gshadow")
 FONT_LIST_DIR = "/tmp/matplotlib"     # matplotlib's MPLCONFIGDIR inside
-# Environment variables that look like credentials never reach student code.
-SECRET_VARIABLE = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_KEY|AUTH",
+# The environment variables a kernel gets, by name or prefix: what Python, the locale, Keras and
+# its backends, the thread limits, Jupyter and the course read. Nothing else reaches student code
+# (a gradebook's URL, a cloud key...), and of these, none whose name looks like a credential.
+KERNEL_VARIABLES = {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "TMPDIR",
+                    "PYTHONPATH", "PYTHONHASHSEED", "PYTHONWARNINGS", "PYTHONUNBUFFERED", "PYTHONNOUSERSITE",
+                    "PYTHONIOENCODING", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "MPLBACKEND", "MPLCONFIGDIR",
+                    "NBGRADER_EXECUTION", "COURSE_PROFILE", "COURSE_CACHE", "CUDA_VISIBLE_DEVICES",
+                    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS"}
+KERNEL_PREFIXES = ("LC_", "KERAS_", "TF_", "JAX_", "XLA_PYTHON_", "JPY_", "JUPYTER_", "IPYTHON", "PYDEVD_")
+SECRET_VARIABLE = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_KEY|AUTH|_URL$|_URI$|DSN",
                              re.IGNORECASE)
+
+
+def kernel_environment(environment: dict[str, str]) -> dict[str, str]:
+    """The part of ``environment`` a grading kernel gets: the variables in ``KERNEL_VARIABLES`` or
+    with a prefix in ``KERNEL_PREFIXES``, none that looks like a credential."""
+    return {name: value for name, value in environment.items()
+            if (name in KERNEL_VARIABLES or name.startswith(KERNEL_PREFIXES)) and not SECRET_VARIABLE.search(name)}
 
 
 class SandboxUnavailable(RuntimeError):
@@ -263,11 +281,13 @@ class SandboxProvisioner(LocalProvisioner):
         return await super().pre_launch(**kwargs)
 
     async def launch_kernel(self, cmd, **kwargs):
-        """Launch ``cmd`` wrapped in the sandbox, without credentials in its environment."""
+        """Launch ``cmd`` wrapped in the sandbox, with only the environment variables it needs
+        (:func:`kernel_environment`) and its stdout thrown away: what student code writes
+        there (``os.system``, ``os.write(1, ...)``) reaches neither the grader nor the log. The
+        notebook's outputs travel over the kernel's sockets; stderr goes to the log."""
         work_dir = os.path.abspath(kwargs.get("cwd") or os.getcwd())
-        env = kwargs.get("env")
-        if env is not None:
-            kwargs["env"] = {k: v for k, v in env.items() if not SECRET_VARIABLE.search(k)}
+        kwargs["env"] = kernel_environment(kwargs.get("env") or os.environ)
+        kwargs["stdout"] = subprocess.DEVNULL
         cmd = sandbox_command(cmd, work_dir=work_dir, readable=self.readable,
                               writable=[self.ipc_dir], hidden=self.hidden, files=self.files,
                               memory_mb=self.memory_mb, time_limit_s=self.time_limit_s)
@@ -308,7 +328,9 @@ def write_kernel_spec(jupyter_dir, *, memory_mb: int = DEFAULT_MEMORY_MB,
               "readable": [str(p) for p in readable], "hidden": [str(p) for p in hidden],
               "files": {inside: str(outside) for inside, outside in (files or {}).items()}}
     spec = {
-        "argv": [python or sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # No history database: the canaries keep their token out of the kernel's history.
+        "argv": [python or sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                 "--HistoryManager.enabled=False"],
         "display_name": "Python 3 (grading sandbox)",
         "language": "python",
         "interrupt_mode": "message",  # a SIGINT to the process group would kill bwrap

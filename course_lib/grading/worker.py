@@ -9,11 +9,14 @@ Python has to import nbgrader for each step.
 (``sqlite:///ROOT/gradebook.db`` unless the config sets another, such as PostgreSQL's
 ``postgresql://user@host/db``).
 
-``python -m course_lib.grading.worker COURSE ASSIGNMENT [KERNEL]`` is one worker of ``course grade
---jobs N``: it imports nbgrader once, then reads student ids on stdin, one a line, autogrades
-each in the (scratch) course COURSE, and answers one JSON line per student: ``{"student",
-"success", "seconds", "log"}``. A queue of students feeds the N workers, so a slow submission
-holds up only its own worker.
+``python -m course_lib.grading.worker COURSE ASSIGNMENT KERNEL ANSWER_FD`` is one worker of
+``course grade --jobs N``: it imports nbgrader once, then reads student ids on stdin, one a line,
+autogrades each in the (scratch) course COURSE with the kernel spec KERNEL, and answers one JSON
+line per student: ``{"student", "success", "seconds", "log"}``, on the file descriptor ANSWER_FD
+(a pipe the grader passes). The answers have that channel to themselves: the kernels
+the worker starts inherit its stdout and stderr, and student code can write there (``os.system``,
+``os.write(1, ...)``), but not to ANSWER_FD, which no kernel inherits. A queue of students feeds
+the N workers, so a slow submission holds up only its own worker.
 """
 from __future__ import annotations
 
@@ -105,12 +108,20 @@ def run(kind: str, root: Path, assignment: str, student: str = "*", overrides: d
     return result
 
 
+def _answer_channel(descriptor: str):
+    """The protocol's own channel: the pipe ``descriptor`` names, not inherited by the kernels
+    this process starts."""
+    fd = int(descriptor)
+    os.set_inheritable(fd, False)
+    return os.fdopen(fd, "w")
+
+
 def main(argv=None) -> int:
-    course, assignment, *kernel = (argv or sys.argv[1:])[:3]
+    course, assignment, kernel, channel = (argv or sys.argv[1:])[:4]
     # The kernel is killed once its last cell has run: its outputs are all in, and a graceful
     # exit after importing TensorFlow costs seconds of CPU (see grade.py, step 2).
-    overrides = {"Execute": {"shutdown_kernel": "immediate", **({"kernel_name": kernel[0]} if kernel else {})}}
-    answer = os.fdopen(os.dup(sys.stdout.fileno()), "w")   # the protocol's own channel
+    overrides = {"Execute": {"shutdown_kernel": "immediate", "kernel_name": kernel}}
+    answer = _answer_channel(channel)
     sys.stdout = sys.stderr                                  # anything else printed goes to the log
     os.chdir(course)
     import nbgrader.converters  # noqa: F401  (once, before the first student)
