@@ -20,7 +20,6 @@ a one-element boolean array): a float such as NaN is refused, not read as true.
 from __future__ import annotations
 
 import numbers
-import re
 
 import numpy as np
 
@@ -56,8 +55,6 @@ LEDGER = {
 
 checked: list[tuple[str, bool]] = []  # (claim id, held) for every check made in this process
 verdicts: list[str] = []  # the summary line of every check, in the order of ``checked``
-
-_QUALIFIED_NOTE = re.compile(r"QUALIFIED:\s*(?P<what>.+?\.)(?=\s|$)", re.DOTALL)
 
 
 class ClaimFailed(AssertionError):
@@ -107,8 +104,7 @@ def check(claim_id: str, holds, evidence: dict, *, note: str = "", qualified: st
     qualified  when the lecture's sentence does not hold as stated (only partly, only sometimes, or
                not at all on this data): what holds instead, in one sentence; ``holds`` is then the
                outcome of testing that sentence. The header, the verdict and ``summary()`` say
-               "does not hold as stated; what holds: ...". A note containing "QUALIFIED: <sentence>."
-               without this argument is read the same way (the first sentence after "QUALIFIED:").
+               "does not hold as stated; what holds: ...".
     erratum    where the claim holds but the slide gets a number or a detail beside it wrong: the
                correction, in one sentence, repeated by ``summary()``.
     """
@@ -123,9 +119,6 @@ def check(claim_id: str, holds, evidence: dict, *, note: str = "", qualified: st
     if qualified and erratum:
         raise ValueError("give qualified (the lecture's sentence does not hold as stated) or erratum (it holds, "
                          "a detail beside it is wrong), not both")
-    if not qualified and "QUALIFIED" in note:
-        found = _QUALIFIED_NOTE.search(note)
-        qualified = found["what"] if found else "as the note below qualifies it"
     width = max(len(name) for name in evidence)
     lines = [f"[{claim_id}] {LEDGER[claim_id]}"]
     if qualified:

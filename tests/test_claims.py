@@ -66,15 +66,6 @@ def test_a_qualified_claim_says_it_does_not_hold_as_stated(capsys):
     assert "G3: holds" not in line
 
 
-def test_a_qualified_note_without_the_argument_is_not_summarised_as_holding(capsys):
-    # the notebooks' older form: the qualification inside the note only
-    claims.check("T1", True, {"probe − scratch": "-3 points"},
-                 note="QUALIFIED: the probe never leads by 10 points here; from 3 labels on it is as good. Means of 3 seeds.")
-    out = capsys.readouterr().out
-    assert "does not hold as stated; what holds: the probe never leads by 10 points here; from 3 labels on it is as good." in out
-    assert claims.summary().splitlines()[-1].startswith("T1: does not hold as stated; what holds: the probe never leads")
-
-
 def test_a_failed_qualified_claim_raises():
     with pytest.raises(claims.ClaimFailed, match="DOES NOT HOLD, not even as qualified"):
         claims.check("G4", False, {"coverage": 1.0}, qualified="a fitted Gaussian generates too")
