@@ -65,7 +65,7 @@ def test_kernel_runs_code_but_sees_only_its_own_folder(bwrap, course, tmp_path, 
     monkeypatch.setenv("GITHUB_TOKEN", "not-for-students")
     outputs = run_cells(tmp_path, monkeypatch, work, [
         "import os; print(6 * 7, os.getcwd())",
-        "print(open('data.txt').read()); open('out.txt', 'w').write('ok')",
+        "print(open('data.txt').read()); open('out.txt', 'w').write('ok'); print(open('out.txt').read())",
         "import course_lib, numpy; print('imports ok')",
         *(f"open({str(p)!r}).read()" for p in [
             course / "source/ps1/ps1.ipynb", course / "gradebook.db",
@@ -76,7 +76,7 @@ def test_kernel_runs_code_but_sees_only_its_own_folder(bwrap, course, tmp_path, 
         "print(os.environ.get('GITHUB_TOKEN'))",
     ], readable=[shared], hidden=[shared / "secret.txt", shared / "masked"])
     assert outputs[0] == f"42 {work}\n"
-    assert outputs[1] == "alice's data\n" and (work / "out.txt").read_text() == "ok"
+    assert outputs[1] == "alice's data\nok\n" and not (work / "out.txt").exists()   # written to a tmpfs
     assert outputs[2] == "imports ok\n"
     for denied in outputs[3:10]:
         assert denied.startswith(("FileNotFoundError", "PermissionError")), outputs
@@ -128,6 +128,21 @@ def test_kernel_has_no_network(bwrap, tmp_path, monkeypatch):
     assert outputs[0].startswith("ConnectionRefusedError"), outputs
     assert outputs[1].startswith("gaierror"), outputs
     assert outputs[2].startswith("OSError") and "unreachable" in outputs[2], outputs
+
+
+def test_a_kernel_cannot_fill_the_disk_from_its_folder(bwrap, course, tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "WORK_DIR_MB", 8)
+    work = course / "autograded" / "alice" / "ps1"
+    outputs = run_cells(tmp_path, monkeypatch, work, [
+        "open('big.bin', 'wb').write(bytes(16 * 2**20))",               # twice the folder's size
+        "import os; os.remove('big.bin'); open('small.bin', 'wb').write(bytes(2**20)); print('still alive')",
+        "open('data.txt', 'w').write('overwritten')",                    # the submission's own files
+    ])
+    assert outputs[0].startswith("OSError") and "No space left on device" in outputs[0], outputs
+    assert outputs[1] == "still alive\n"
+    assert outputs[2].startswith(("OSError", "PermissionError")), outputs
+    assert sorted(path.name for path in work.iterdir()) == ["data.txt"]
+    assert (work / "data.txt").read_text() == "alice's data"
 
 
 def test_big_allocation_fails_and_the_kernel_goes_on(bwrap, tmp_path, monkeypatch):

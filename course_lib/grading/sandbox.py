@@ -6,7 +6,9 @@ Each grading kernel runs inside ``bwrap`` (Debian package ``bubblewrap``) with
   to the kernel over Unix (IPC) sockets in a private folder bound into the sandbox;
 - a file system that holds only what a kernel needs: the system (``/usr``, ``/etc`` ...),
   Python's install and site-packages, the ``course_lib`` package and the Keras and course
-  data caches, all read-only; the submission's own folder, read-write; a private ``/tmp``.
+  data caches, all read-only; the submission's own folder, whose files it reads and in which it
+  can write new ones, to a size-limited tmpfs (``WORK_DIR_MB``) that vanishes with it, so a
+  submission cannot fill the grader's disk; a private ``/tmp``, also size-limited.
   Nothing else exists inside, so the course's ``source/``, ``gradebook.db``, other students'
   folders and the home directory cannot be read; ``hidden`` paths are masked even inside a
   readable folder;
@@ -52,6 +54,7 @@ KERNEL_NAME = "course-sandbox"
 REQUIRE_VARIABLE = "COURSE_REQUIRE_SANDBOX"
 DEFAULT_MEMORY_MB = 4096
 DEFAULT_TIME_LIMIT_S = 1200
+WORK_DIR_MB = 512   # what a kernel may write in its folder (a tmpfs over it; the files there are read-only)
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 ALWAYS_HIDDEN = ("/etc/shadow", "/etc/gshadow")
 FONT_LIST_DIR = "/tmp/matplotlib"     # matplotlib's MPLCONFIGDIR inside
@@ -174,7 +177,7 @@ def _kernel_environment(home: str) -> dict[str, str]:
 def sandbox_command(argv: list[str], *, work_dir: str, readable=(), writable=(), hidden=(),
                     files: dict[str, str] | None = None, memory_mb: int | None = DEFAULT_MEMORY_MB,
                     time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
-                    use_bwrap: bool | None = None) -> list[str]:
+                    use_bwrap: bool | None = None, keep_writes: bool = True) -> list[str]:
     """The command line that runs ``argv`` sandboxed in ``work_dir`` (its cwd, read-write).
 
     ``readable``: extra paths bound read-only at the same place (besides the system and
@@ -185,6 +188,9 @@ def sandbox_command(argv: list[str], *, work_dir: str, readable=(), writable=(),
     ``memory_mb`` limits the data segment (heap and anonymous memory) of every process;
     ``time_limit_s`` kills the whole sandbox after that many seconds. ``use_bwrap`` None
     means: where :func:`bwrap_available`; without bwrap only the two limits apply.
+    ``keep_writes`` False (a grading kernel): ``work_dir`` becomes a tmpfs of ``WORK_DIR_MB``
+    with its files bound read-only inside, so what the process writes there stays within that
+    size and is gone when it ends.
     """
     limits, command = [], []  # prlimit (util-linux) and timeout (coreutils) are on every Linux
     if memory_mb and shutil.which("prlimit"):
@@ -209,9 +215,16 @@ def sandbox_command(argv: list[str], *, work_dir: str, readable=(), writable=(),
     command += ["--size", size, "--tmpfs", "/tmp", "--dir", home]
     # Parents before children, so a read-write folder inside a read-only one stays writable.
     binds = [(os.path.abspath(p), "--ro-bind") for p in [*default_readable(), *readable]]
-    binds += [(os.path.abspath(p), "--bind") for p in [*writable, work_dir]]
+    binds += [(os.path.abspath(p), "--bind") for p in writable]
+    if keep_writes:
+        binds.append((work_dir, "--bind"))
+    else:   # a tmpfs over the folder, then its files read-only on it (deeper, so after it)
+        binds.append((work_dir, "--tmpfs"))
+        binds += [(os.path.join(work_dir, name), "--ro-bind") for name in sorted(os.listdir(work_dir))]
     for path, flag in sorted(dict(binds).items(), key=lambda item: item[0].count("/")):
-        if os.path.exists(path):
+        if flag == "--tmpfs":
+            command += ["--size", str(WORK_DIR_MB << 20), "--tmpfs", path]
+        elif os.path.exists(path):
             command += [flag, path, path]
     bound = [*SYSTEM_PATHS, *(path for path, _ in binds)]
     for path in map(os.path.abspath, [*ALWAYS_HIDDEN, *hidden]):
@@ -290,7 +303,7 @@ class SandboxProvisioner(LocalProvisioner):
         kwargs["stdout"] = subprocess.DEVNULL
         cmd = sandbox_command(cmd, work_dir=work_dir, readable=self.readable,
                               writable=[self.ipc_dir], hidden=self.hidden, files=self.files,
-                              memory_mb=self.memory_mb, time_limit_s=self.time_limit_s)
+                              memory_mb=self.memory_mb, time_limit_s=self.time_limit_s, keep_writes=False)
         if cgroups.unavailable() is None:
             self.groups = cgroups.create(self.max_tasks, self.memory_mb)
             cmd = cgroups.join_command(self.groups, cmd)
