@@ -62,21 +62,30 @@ def _canvas_zip(path, files):
 def test_folder_submissions_are_collected_and_a_different_one_is_backed_up(course, tmp_path):
     inbox = tmp_path / "inbox"
     _write(inbox / "alice" / PS / NOTEBOOK, _solution(course))
+    _write(inbox / "alice" / PS / "timestamp.txt", b"2026-12-01 16:55:00 UTC")   # as nbgrader collect leaves it
     _write(inbox / "bob" / NOTEBOOK, _blank(course))          # STUDENT/*.ipynb works too
-    students, notes = grading.collect(inbox, PS, course, tmp_path / "scratch1")
-    assert students == ["alice", "bob"] and notes == []
+    collected = grading.collect(inbox, PS, course, tmp_path / "scratch1")
+    assert collected.students == ["alice", "bob"] and collected.notes == [] and not collected.marked_late
     assert (course / "submitted" / "alice" / PS / NOTEBOOK).read_bytes() == _solution(course)
+    assert (course / "submitted" / "alice" / PS / "timestamp.txt").read_text() == "2026-12-01 16:55:00 UTC"
     assert (course / "submitted" / "bob" / PS / NOTEBOOK).read_bytes() == _blank(course)
 
     # the same submissions again: nothing moves
-    assert grading.collect(inbox, PS, course, tmp_path / "scratch2")[1] == []
+    assert grading.collect(inbox, PS, course, tmp_path / "scratch2").notes == []
     # bob hands in again: his first submission is kept, not overwritten
     _write(inbox / "bob" / NOTEBOOK, _solution(course))
-    notes = grading.collect(inbox, PS, course, tmp_path / "scratch3")[1]
+    notes = grading.collect(inbox, PS, course, tmp_path / "scratch3").notes
     assert len(notes) == 1 and "bob" in notes[0] and "moved to backup/submitted-" in notes[0]
     kept = list((course / "backup").glob(f"submitted-*/bob/{PS}/{NOTEBOOK}"))
     assert len(kept) == 1 and kept[0].read_bytes() == _blank(course)
     assert (course / "submitted" / "bob" / PS / NOTEBOOK).read_bytes() == _solution(course)
+    # the same notebook handed in at another time is another submission: the earlier is kept
+    _write(inbox / "alice" / PS / "timestamp.txt", b"2026-12-02 09:00:00 UTC")
+    notes = grading.collect(inbox, PS, course, tmp_path / "scratch4").notes
+    assert len(notes) == 1 and "alice" in notes[0]
+    kept = list((course / "backup").glob(f"submitted-*/alice/{PS}/timestamp.txt"))
+    assert len(kept) == 1 and kept[0].read_text() == "2026-12-01 16:55:00 UTC"
+    assert (course / "submitted" / "alice" / PS / "timestamp.txt").read_text() == "2026-12-02 09:00:00 UTC"
 
 
 def test_lms_zip_is_collected_by_nbgraders_zip_collect(course, tmp_path):
@@ -85,10 +94,49 @@ def test_lms_zip_is_collected_by_nbgraders_zip_collect(course, tmp_path):
         f"jonesbob_LATE_bob_4412_{PS}-1.ipynb": _blank(course),   # late, uploaded twice
         "readme.txt": b"not a submission",
     })
-    students, notes = grading.collect(archive, PS, course, tmp_path / "scratch")
-    assert sorted(students) == ["alice", "bob"] and notes == []
+    collected = grading.collect(archive, PS, course, tmp_path / "scratch")
+    assert sorted(collected.students) == ["alice", "bob"] and collected.notes == []
+    assert collected.marked_late == {"bob"}, "Canvas's LATE_ marker is reported: its zip names no time"
     assert (course / "submitted" / "alice" / PS / NOTEBOOK).read_bytes() == _solution(course)
     assert (course / "submitted" / "bob" / PS / NOTEBOOK).read_bytes() == _blank(course)
+    assert not list((course / "submitted").glob("*/*/timestamp.txt"))
+
+
+def test_a_zip_whose_names_give_the_time_keeps_it_for_nbgrader(course, tmp_path):
+    """A pattern with nbgrader's (?P<timestamp>...) group: zip_collect writes timestamp.txt,
+    and nothing is reported as marked late, since nbgrader itself can count it."""
+    archive = _canvas_zip(tmp_path / "moodle.zip", {
+        f"alice_20261201T165500_{NOTEBOOK}": _solution(course),
+        f"LATE_bob_20261201T181000_{NOTEBOOK}": _blank(course)})
+    pattern = (r".*/(?P<late>LATE_)?(?P<student_id>[a-z]+)_(?P<timestamp>\d{8}T\d{6})_"
+               r"(?P<file_id>\w+\.ipynb)$")
+    collected = grading.collect(archive, PS, course, tmp_path / "scratch", pattern)
+    assert sorted(collected.students) == ["alice", "bob"] and not collected.marked_late
+    stamps = {s: (course / "submitted" / s / PS / "timestamp.txt").read_text() for s in ("alice", "bob")}
+    assert stamps == {"alice": "2026-12-01 16:55:00", "bob": "2026-12-01 18:10:00"}
+
+
+def test_an_unreadable_submission_time_is_refused_before_anything_is_stored(course, tmp_path):
+    inbox = tmp_path / "inbox"
+    _write(inbox / "alice" / PS / NOTEBOOK, _solution(course))
+    _write(inbox / "bob" / PS / NOTEBOOK, _blank(course))
+    _write(inbox / "bob" / PS / "timestamp.txt", b"last tuesday-ish")
+    with pytest.raises(grading.GradingError, match=r"bob/ps1_regularization/timestamp.txt holds 'last "
+                                                   r"tuesday-ish', not a time nbgrader can read; expected"):
+        grading.collect(inbox, PS, course, tmp_path / "scratch")
+    assert not (course / "submitted").exists()
+
+
+def test_the_summary_says_how_late_and_what_the_penalty_took():
+    results = [grading.Result("alice", 27.0, 27.0),
+               grading.Result("bob", 0.0, 27.0, seconds_late=3900.0, late_penalty=27.0),
+               grading.Result("carol", 20.0, 27.0, seconds_late=90061.0)]
+    summary = grading.GradeReport(PS, results, []).summary()
+    assert "alice                    27/27\n" in summary
+    assert "bob                      0/27  late by 1 h 5 min, penalty 27 (raw score 27)" in summary
+    assert "carol                    20/27  late by 1 d 1 h, no penalty under the course's late-submission rule" \
+        in summary
+    assert [grading._duration(s) for s in (12.9, 240, 3600, 172800)] == ["12 s", "4 min", "1 h 0 min", "2 d 0 h"]
 
 
 def test_bad_input_gets_a_clear_error(course, tmp_path, capsys):
@@ -222,6 +270,47 @@ def test_grade_in_parallel_then_regrade_from_a_zip_keeping_manual_grades(course,
     assert [r.score for r in report.results] == [27.0, 1.0]
     assert not (course / "backup").exists()       # same submissions: nothing moved
     assert len(list((course / "grades").glob("*.csv"))) == 2
+
+
+@pytest.mark.slow
+def test_late_submissions_get_the_courses_penalty_and_an_lms_late_marker_is_flagged(course, tmp_path):
+    """From a Canvas zip (no times, bob marked LATE_) nobody counts as late and bob is flagged.
+    With times (timestamp.txt), a due date set by nbgrader's own command and the course's rule
+    LateSubmissionPlugin.penalty_method = 'zero', bob's late submission scores 0 and says so."""
+    from course_lib.grading.pipeline import run_nbgrader
+
+    archive = _canvas_zip(tmp_path / "canvas.zip", {f"smithalice_alice_1_{NOTEBOOK}": _solution(course),
+                                                    f"jonesbob_LATE_bob_2_{NOTEBOOK}": _solution(course)})
+    report = grading.grade(PS, archive, course, jobs=2, log=lambda *_: None)
+    alice, bob = report.results
+    assert (alice.score, bob.score, alice.seconds_late, bob.seconds_late) == (27.0, 27.0, 0.0, 0.0)
+    assert not alice.review and len(bob.review) == 1
+    assert bob.review[0].startswith("the LMS marked it late, but its file names give no time")
+    assert f"submitted/bob/{PS}/timestamp.txt" in bob.review[0]
+    assert not any("no due date" in note for note in report.notes)
+
+    inbox = tmp_path / "inbox"
+    for student, handed_in in (("alice", "2026-12-01 16:55:00 UTC"), ("bob", "2026-12-01 18:05:00 UTC")):
+        _write(inbox / student / PS / NOTEBOOK, _solution(course))
+        _write(inbox / student / PS / "timestamp.txt", handed_in.encode())
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write("\nc.LateSubmissionPlugin.penalty_method = 'zero'\n")
+    report = grading.grade(PS, inbox, course, jobs=2, log=lambda *_: None)
+    assert any(note.startswith(f"2 submissions have a time (timestamp.txt) but {PS} has no due date") and
+               "nbgrader db assignment add" in note for note in report.notes)
+    assert [(r.score, r.seconds_late) for r in report.results] == [(27.0, 0.0), (27.0, 0.0)]
+
+    run_nbgrader(["db", "assignment", "add", PS, "--duedate=2026-12-01 17:00:00 UTC"], course)
+    report = grading.grade(PS, inbox, course, jobs=2, log=lambda *_: None)
+    alice, bob = report.results
+    assert (alice.score, alice.seconds_late, alice.late_penalty) == (27.0, 0.0, 0.0)
+    assert (bob.score, bob.seconds_late, bob.late_penalty) == (0.0, 3900.0, 27.0)
+    assert not any("no due date" in note for note in report.notes) and not bob.review
+    assert "bob                      0/27  late by 1 h 5 min, penalty 27 (raw score 27)" in report.summary()
+    rows = (course / "grades" / f"{PS}.csv").read_text().splitlines()
+    header, bob_row = rows[0].split(","), next(row.split(",") for row in rows if ",bob," in row)
+    assert dict(zip(header, bob_row))["late_submission_penalty"] == "27.0"
+    assert dict(zip(header, bob_row))["score"] == "0.0"
 
 
 @pytest.fixture

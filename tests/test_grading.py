@@ -216,8 +216,8 @@ def test_an_lms_zip_is_recognised_whatever_the_case_of_its_suffix(tmp_path, monk
     archive, notebook = tmp_path / "SUBMISSIONS.ZIP", tmp_path / "a.ipynb"
     archive.write_bytes(b"zip")
     notebook.write_text("{}")
-    monkeypatch.setattr(grade, "_from_zip", lambda *args: {"alice": [notebook]})
-    students, _ = grade.collect(archive, PS, tmp_path / "course", tmp_path / "scratch")
+    monkeypatch.setattr(grade, "_from_zip", lambda *args: ({"alice": [notebook]}, set()))
+    students = grade.collect(archive, PS, tmp_path / "course", tmp_path / "scratch").students
     assert students == ["alice"] and (tmp_path / "course/submitted/alice" / PS / "a.ipynb").exists()
 
 

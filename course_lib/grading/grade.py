@@ -10,7 +10,13 @@ usual.
    with its ``FileNameCollectorPlugin`` and the file-name pattern ``pattern`` (default
    ``LMS_PATTERN``, Canvas's ``name_STUDENTID_SUBMISSIONID_NOTEBOOK.ipynb``). They are
    copied to ``submitted/STUDENT/PS``; a different submission already there is moved to
-   ``backup/submitted-<time>/STUDENT/PS`` first, never overwritten.
+   ``backup/submitted-<time>/STUDENT/PS`` first, never overwritten. When the submission was
+   handed in goes with it, as nbgrader keeps it: ``timestamp.txt`` beside the notebooks (as
+   ``nbgrader collect`` leaves it, or as ``zip_collect`` writes it from a pattern's
+   ``(?P<timestamp>...)`` group), checked to be a time nbgrader can read. nbgrader's
+   ``Autograde`` then compares it with the assignment's due date in the gradebook and applies
+   the course's late-submission rule (``LateSubmissionPlugin``). Canvas's zip names no time,
+   only a ``LATE_`` marker: such a submission is flagged, since nbgrader cannot count it late.
 2. **Execute in parallel.** Running the students' code is what costs time. It runs in
    ``jobs`` scratch copies of the course (``pipeline.scratch_course``: its
    ``nbgrader_config.py``, ``source/PS`` and a SQLite gradebook of its own with the assignment
@@ -57,8 +63,9 @@ Around nbgrader, each submission is also (``Checks``):
    grade taken out of the gradebook, so it is not shown as current; it is kept, with the earlier
    ``autograded/`` and ``feedback/`` folders, under ``backup/gradebook-<time>/STUDENT``. Then
    nbgrader's CSV export (``grades/PS.csv`` by default; an existing file is kept under a dated
-   name; a folder is refused before grading), then a summary: graded with scores, failed with
-   the reason, flagged for manual review.
+   name; a folder is refused before grading), then a summary: graded with scores (after any
+   late penalty, with how late and the penalty), failed with the reason, flagged for manual
+   review. Submission times with no due date in the gradebook get a note saying how to set one.
 
 Only step 3 writes to the real gradebook, from one thread. One ``course grade`` runs at a time in a
 course folder (``.course-grade.lock``); with a PostgreSQL gradebook, several graders (each in their
@@ -90,9 +97,14 @@ from .repair import repair
 
 # Canvas names each file of its "Download submissions" zip
 #   lastfirst[_LATE]_STUDENTID_SUBMISSIONID_ORIGINALNAME[-N].ipynb
-# (-N when a student uploaded the file again). nbgrader matches against the whole path.
-LMS_PATTERN = (r".*/[^/_]+_(?:LATE_)?(?P<student_id>[^/_]+)_\d+_"
+# (-N when a student uploaded the file again). nbgrader matches against the whole path and
+# reads student_id, file_id and, where a pattern has one, timestamp; the group `late` is the
+# course's: a match with it is reported as marked late by the LMS.
+LMS_PATTERN = (r".*/[^/_]+_(?P<late>LATE_)?(?P<student_id>[^/_]+)_\d+_"
                r"(?P<file_id>[^/]+?)(?:-\d+)?\.ipynb$")
+
+# nbgrader's record of when a submission was handed in, beside its notebooks.
+TIMESTAMP = "timestamp.txt"
 
 LOCK_FILE = ".course-grade.lock"
 
@@ -115,6 +127,8 @@ class Result:
     review: list[str] = field(default_factory=list)   # why a person should look at it
     seconds: float | None = None                      # execution time in its worker
     repairs: list[str] = field(default_factory=list)  # what was fixed before grading
+    seconds_late: float = 0.0                         # after the due date (nbgrader's count)
+    late_penalty: float = 0.0                         # taken off the score by nbgrader
 
 
 @dataclass
@@ -142,7 +156,7 @@ class GradeReport:
                  f"{len(self.failed)} failed, {len(self.flagged)} flagged for manual review"]
         lines += [f"  note: {note}" for note in self.notes]
         lines.append("graded:")
-        lines += [f"  {r.student:<24} {r.score:g}/{r.max_score:g}" for r in self.graded] or ["  none"]
+        lines += [f"  {r.student:<24} {r.score:g}/{r.max_score:g}{_lateness(r)}" for r in self.graded] or ["  none"]
         if self.failed:
             lines.append("failed:")
             lines += [f"  {r.student:<24} {r.failed}" for r in self.failed]
@@ -156,6 +170,25 @@ class GradeReport:
         if self.csv:
             lines.append(f"grades: {self.csv}")
         return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as people read a delay: 2 d 3 h, 1 h 5 min, 4 min, 12 s."""
+    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
+    if days:
+        return f"{days} d {hours % 24} h"
+    if hours:
+        return f"{hours} h {minutes % 60} min"
+    return f"{minutes} min" if minutes else f"{int(seconds)} s"
+
+
+def _lateness(result: Result) -> str:
+    """The summary's words on a late submission: how late, and what the penalty took off."""
+    if not result.seconds_late:
+        return ""
+    penalty = (f"penalty {result.late_penalty:g} (raw score {result.score + result.late_penalty:g})"
+               if result.late_penalty else "no penalty under the course's late-submission rule")
+    return f"  late by {_duration(result.seconds_late)}, {penalty}"
 
 
 # --- collecting submissions ------------------------------------------------------------------
@@ -196,10 +229,29 @@ def _one_at_a_time(root: Path):
         yield
 
 
+def _handed_in(student: Path, assignment: str) -> list[Path]:
+    """A student's files to grade: the notebooks in ``student/PS`` (else in ``student``), and
+    nbgrader's ``timestamp.txt`` beside them, checked to be a time nbgrader can read."""
+    from nbgrader.utils import parse_utc
+
+    folder = student / assignment if any((student / assignment).glob("*.ipynb")) else student
+    files = sorted(folder.glob("*.ipynb"))
+    timestamp = folder / TIMESTAMP
+    if files and timestamp.is_file():
+        try:
+            parse_utc(timestamp.read_text().strip())
+        except (ValueError, OverflowError):
+            raise GradingError(f"{timestamp} holds {timestamp.read_text()[:60]!r}, not a time nbgrader can "
+                               "read; expected the time it was handed in, e.g. 2026-12-01 17:05:00 UTC") from None
+        files.append(timestamp)
+    return files
+
+
 def _from_folder(folder: Path, assignment: str) -> dict[str, list[Path]]:
-    """{student: notebooks} from ``folder/STUDENT/PS/*.ipynb`` or ``folder/STUDENT/*.ipynb``.
-    A student folder without a notebook stays in (with none): that student fails, not the class."""
-    found = {student.name: sorted((student / assignment).glob("*.ipynb")) or sorted(student.glob("*.ipynb"))
+    """{student: files} from ``folder/STUDENT/PS/*.ipynb`` or ``folder/STUDENT/*.ipynb`` (and
+    ``timestamp.txt``, see ``_handed_in``). A student folder without a notebook stays in (with
+    none): that student fails, not the class."""
+    found = {student.name: _handed_in(student, assignment)
              for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))}
     if not any(found.values()):
         what = "no student folder holds a notebook" if found else "holds no student folders"
@@ -208,8 +260,21 @@ def _from_folder(folder: Path, assignment: str) -> dict[str, list[Path]]:
     return found
 
 
-def _from_zip(archive: Path, assignment: str, root: Path, scratch: Path, pattern: str) -> dict[str, list[Path]]:
-    """{student: notebooks} unpacked and named by nbgrader's ``zip_collect`` into ``scratch``."""
+def _marked_late(names: list[str], where: Path, pattern: str) -> set[str]:
+    """The students whose files in the zip (``names``, unpacked under ``where``) the LMS marked
+    late: matches of ``pattern`` whose group ``late`` matched, as nbgrader matches the path."""
+    late = set()
+    for name in names:
+        match = re.match(pattern, os.path.join(where, name))
+        if match and match.groupdict().get("late") and match.groupdict().get("student_id"):
+            late.add(match["student_id"])
+    return late
+
+
+def _from_zip(archive: Path, assignment: str, root: Path, scratch: Path,
+              pattern: str) -> tuple[dict[str, list[Path]], set[str]]:
+    """{student: files} unpacked and named by nbgrader's ``zip_collect`` into ``scratch``, and
+    the students the LMS marked late."""
     try:
         names = zipfile.ZipFile(archive).namelist()
     except zipfile.BadZipFile as error:
@@ -230,46 +295,58 @@ def _from_zip(archive: Path, assignment: str, root: Path, scratch: Path, pattern
         raise GradingError(f"no notebook name in {archive} matches the pattern {pattern!r} "
                            f"(for example {example!r}); give one with --pattern that has the groups "
                            f"(?P<student_id>...) and (?P<file_id>...)")
-    return _from_folder(staged, assignment)
+    return _from_folder(staged, assignment), _marked_late(names, downloaded / assignment / "extracted", pattern)
 
 
-def _same_files(folder: Path, notebooks: list[Path]) -> bool:
-    present = sorted(p.name for p in folder.glob("*.ipynb"))
-    return present == sorted(p.name for p in notebooks) and all(
-        filecmp.cmp(folder / p.name, p, shallow=False) for p in notebooks)
+def _same_files(folder: Path, files: list[Path]) -> bool:
+    present = sorted(p.name for p in [*folder.glob("*.ipynb"), folder / TIMESTAMP] if p.is_file())
+    return present == sorted(p.name for p in files) and all(
+        filecmp.cmp(folder / p.name, p, shallow=False) for p in files)
 
 
 def _store(root: Path, assignment: str, submissions: dict[str, list[Path]]) -> list[str]:
-    """Copy each student's notebooks to ``submitted/STUDENT/PS``; a different submission already
-    there is moved to ``backup/`` first. Returns notes on what was moved."""
+    """Copy each student's files to ``submitted/STUDENT/PS``; a different submission already
+    there (other notebooks or another time) is moved to ``backup/`` first. Returns notes on
+    what was moved."""
     notes, backup = [], _unused(root / "backup" / f"submitted-{_stamp()}")
-    for student, notebooks in submissions.items():
+    for student, files in submissions.items():
         target = root / "submitted" / student / assignment
         if target.exists():
-            if _same_files(target, notebooks):
+            if _same_files(target, files):
                 continue
             kept = backup / student / assignment
             kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(target), str(kept))
             notes.append(f"{student}: a different earlier submission was moved to {kept.relative_to(root)}")
         target.mkdir(parents=True)
-        for notebook in notebooks:
-            shutil.copy(notebook, target / notebook.name)
+        for file in files:
+            shutil.copy(file, target / file.name)
     return notes
 
 
+@dataclass
+class Collected:
+    """What ``collect`` put into ``submitted/``."""
+
+    students: list[str]
+    notes: list[str]                                  # backups made
+    marked_late: set[str] = field(default_factory=set)  # by the LMS, with no time nbgrader can use
+
+
 def collect(submissions: Path, assignment: str, root: Path, scratch: Path,
-            pattern: str = LMS_PATTERN) -> tuple[list[str], list[str]]:
-    """Put the submissions into ``submitted/``; return (students, notes)."""
-    submissions = Path(submissions)
+            pattern: str = LMS_PATTERN) -> Collected:
+    """Put the submissions into ``submitted/``."""
+    submissions, late = Path(submissions), set()
     if submissions.is_dir():
         found = _from_folder(submissions, assignment)
     elif submissions.is_file() and submissions.suffix.lower() == ".zip":
-        found = _from_zip(submissions.resolve(), assignment, root, scratch, pattern)
+        found, late = _from_zip(submissions.resolve(), assignment, root, scratch, pattern)
     else:
         raise GradingError(f"{submissions} is neither a folder nor a .zip file; expected a folder of "
                            f"STUDENT/{assignment}/*.ipynb or an LMS zip of the submissions")
-    return list(found), _store(root, assignment, found)
+    notes = _store(root, assignment, found)
+    timed = {s for s in found if (root / "submitted" / s / assignment / TIMESTAMP).is_file()}
+    return Collected(list(found), notes, late - timed)
 
 
 # --- grading ----------------------------------------------------------------------------------
@@ -578,9 +655,9 @@ class Store:
         target.mkdir(parents=True)
         for notebook in folder.glob("*.ipynb"):
             shutil.copyfile(notebook, target / notebook.name)
-        timestamp = self.root / "submitted" / student / self.assignment / "timestamp.txt"
+        timestamp = self.root / "submitted" / student / self.assignment / TIMESTAMP
         if timestamp.exists():
-            shutil.copyfile(timestamp, target / "timestamp.txt")
+            shutil.copyfile(timestamp, target / TIMESTAMP)
         stored = worker.run("Autograde", self.root, self.assignment, student, overrides={
             "CourseDirectory": {"submitted_directory": str(self.replay)},
             "Execute": {"enabled": False}, "ClearOutput": {"enabled": False}})
@@ -669,6 +746,8 @@ def _shown(url: str) -> str:
 
 
 def _results(root: Path, assignment: str, students: list[str]) -> dict[str, Result]:
+    """Each student's grade in the gradebook: the score after nbgrader's late penalty (as its
+    CSV export's ``score``), how late, and the cells a person must grade."""
     from nbgrader.api import Gradebook, MissingEntry
 
     results = {}
@@ -679,12 +758,29 @@ def _results(root: Path, assignment: str, students: list[str]) -> dict[str, Resu
                 submission = gradebook.find_submission(assignment, student)
             except MissingEntry:
                 continue
-            result.score, result.max_score = float(submission.score), float(submission.max_score)
+            result.late_penalty = float(submission.late_submission_penalty or 0)
+            result.score = float(submission.score) - result.late_penalty
+            result.max_score = float(submission.max_score)
+            result.seconds_late = float(submission.total_seconds_late)
             manual = sorted(f"{nb.name}:{g.name}" for nb in submission.notebooks for g in nb.grades
                             if g.needs_manual_grade)
             if manual:
                 result.review.append("needs manual grading: " + ", ".join(manual))
     return results
+
+
+def _no_due_date(root: Path, assignment: str, students: list[str]) -> list[str]:
+    """A note when some of ``students`` handed in with a time but the assignment has no due
+    date in the gradebook, so nbgrader counted none of them late."""
+    from nbgrader.api import Gradebook
+
+    timed = [s for s in students if (root / "submitted" / s / assignment / TIMESTAMP).is_file()]
+    with Gradebook(worker.gradebook_url(root)) as gradebook:
+        if not timed or gradebook.find_assignment(assignment).duedate is not None:
+            return []
+    return [f"{len(timed)} submissions have a time ({TIMESTAMP}) but {assignment} has no due date in the "
+            f"gradebook, so none counts as late; set one with `nbgrader db assignment add {assignment} "
+            f"--duedate='2026-12-01 17:00:00 UTC'` (or the formgrader's Manage Assignments) and grade again"]
 
 
 def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs: int = 1,
@@ -701,7 +797,8 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
     with _one_at_a_time(root), tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as folder:
         scratch = Path(folder)
         clock = time.perf_counter()
-        students, notes = collect(submissions, assignment, root, scratch, pattern)
+        collected = collect(submissions, assignment, root, scratch, pattern)
+        students, notes = collected.students, collected.notes
         unreadable = {s: _unreadable(root / "submitted" / s / assignment) for s in students}
         readable = [s for s in students if len(unreadable[s]) <
                     len(list((root / "submitted" / s / assignment).glob("*.ipynb")))]
@@ -732,6 +829,7 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         notes += _retire_stale(root, assignment, [s for s in students if s not in executed or s in failed])
         log(f"{assignment}: exporting grades")
         notes += _export(root, assignment, csv, scratch)
+        notes += _no_due_date(root, assignment, list(executed))
         timings["report"] = time.perf_counter() - clock
 
     release = sorted(p.name for p in (root / "release" / assignment).glob("*.ipynb"))
@@ -749,6 +847,10 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         extra = _not_graded(root / "submitted" / student / assignment, release)
         result.review += [f"not graded: {', '.join(extra)} (the assignment's notebooks: {expected})"] if extra else []
         result.review += [store.problems[student]] if student in store.problems else []
+        result.review += ([f"the LMS marked it late, but its file names give no time, so nbgrader applied no "
+                           f"late penalty (to apply one, write when it was handed in to submitted/{student}/"
+                           f"{assignment}/{TIMESTAMP}, e.g. 2026-12-01 17:05:00 UTC, and grade again)"]
+                          if student in collected.marked_late else [])
         result.review += [f"tampering, its tests scored 0: {b}" for b in checks.breaches.get(student, [])]
         result.review += [f"integrity scan: {f}" for f in checks.findings.get(student, [])]
         result.repairs = checks.repairs.get(student, [])
