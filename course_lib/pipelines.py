@@ -149,6 +149,14 @@ class OrderedEpochs(keras.utils.PyDataset):
         self.epochs = len(orders)
         self.steps_per_epoch = math.ceil(len(orders[0]) / batch_size)
 
+    @classmethod
+    def shuffled(cls, x, y, *, epochs: int, seed: int, batch_size: int = 32) -> OrderedEpochs:
+        """``epochs`` epochs, each in a new random order: the permutations drawn in turn from
+        ``np.random.default_rng(seed)``. The same ``seed`` gives every arm the same batches."""
+        check_number("epochs", epochs, low=1, integer=True)
+        rng = np.random.default_rng(seed)
+        return cls(x, y, [rng.permutation(len(x)) for _ in range(epochs)], batch_size=batch_size)
+
     def __len__(self) -> int:
         return self.epochs * self.steps_per_epoch
 

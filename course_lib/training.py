@@ -9,6 +9,7 @@
     learning_rate_range    the learning-rate range test: loss against an exponentially rising rate
     random_search          random search over hyperparameters on a log scale (coarse to fine)
     accuracy               share of correct arg-max predictions, in inference mode
+    EpochScores            after each epoch, accuracy on named sets (and other measures); the best epoch
 
 The callbacks are cheap by construction: LiveCurves redraws only after epochs and spends at
 most ``budget`` of the wall time drawing (plus one final drawing); UpdateRatio copies weights
@@ -468,3 +469,43 @@ def accuracy(model, x, y, *, batch_size: int = 256) -> float:
     scores = [keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=False))
               for start in range(0, len(y), batch_size)]
     return float(np.mean(np.argmax(np.concatenate(scores), axis=-1) == y))
+
+
+class EpochScores(keras.callbacks.Callback):
+    """After each epoch, the model's ``accuracy`` on each named set, and each named measure of
+    the model, appended to ``history[name]``; with ``keep_best=NAME``, the epoch where that score
+    was highest (the first, on ties), its score and the model's weights there, as early
+    stopping would keep them::
+
+        scores = EpochScores({"accuracy": (x_train, y_train), "val_accuracy": (x_val, y_val)},
+                             measures={"norm": lambda model: weight_norm(model)}, keep_best="val_accuracy")
+        model.fit(..., callbacks=[scores])
+        scores.history["val_accuracy"][-1], scores.best_epoch, model.set_weights(scores.best_weights)
+
+    ``best_epoch`` counts from 1, as Keras prints epochs. Scores are computed outside ``fit``'s
+    compiled step, on the whole set, in inference mode (dropout off): the numbers ``fit``'s
+    own running ``accuracy`` cannot give, since it averages over an epoch of changing weights.
+    """
+
+    def __init__(self, sets: dict, *, measures: dict | None = None, keep_best: str | None = None):
+        super().__init__()
+        self.sets = {name: (x, check_labels(f"sets[{name!r}] labels", y, count=len(x)))
+                     for name, (x, y) in sets.items()}
+        self.measures = dict(measures or {})
+        names = [*self.sets, *self.measures]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a name is both a set and a measure: {sorted(set(self.sets) & set(self.measures))}")
+        if keep_best is not None and keep_best not in names:
+            raise ValueError(f"keep_best must name one of the sets or measures {names}; got {keep_best!r}")
+        self.keep_best = keep_best
+        self.history = {name: [] for name in names}
+        self.best_epoch, self.best_score, self.best_weights = None, -math.inf, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, (x, y) in self.sets.items():
+            self.history[name].append(accuracy(self.model, x, y))
+        for name, measure in self.measures.items():
+            self.history[name].append(float(measure(self.model)))
+        if self.keep_best and self.history[self.keep_best][-1] > self.best_score:
+            self.best_epoch, self.best_score = epoch + 1, self.history[self.keep_best][-1]
+            self.best_weights = self.model.get_weights()

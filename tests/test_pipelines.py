@@ -114,6 +114,18 @@ def test_ordered_epochs_visit_each_order_in_turn_with_a_short_last_batch():
     assert xb.dtype == np.float32 and np.array_equal(xb[:, 0], yb)
 
 
+def test_shuffled_epochs_draw_each_order_in_turn_from_the_seed():
+    x, y = np.zeros((10, 1)), np.arange(10)
+    batches = OrderedEpochs.shuffled(x, y, epochs=3, seed=7, batch_size=4)
+    shuffler = np.random.default_rng(7)
+    assert all(np.array_equal(got, shuffler.permutation(10)) for got in batches.orders)
+    again = OrderedEpochs.shuffled(x, y, epochs=3, seed=7, batch_size=4)
+    assert all(np.array_equal(a, b) for a, b in zip(batches.orders, again.orders)), "same seed, same batches"
+    assert not np.array_equal(batches.orders[0], batches.orders[1]), "each epoch in a new order"
+    with pytest.raises(ValueError, match="epochs must be"):
+        OrderedEpochs.shuffled(x, y, epochs=0, seed=7)
+
+
 def _dropout_mlp(steps_per_execution):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"),

@@ -42,6 +42,37 @@ def test_accuracy_is_measured_in_inference_mode():
         accuracy(model, x, y, batch_size=0)
 
 
+def test_epoch_scores_record_each_epoch_and_keep_the_best_epochs_weights():
+    x, y = _data()
+    model = _classifier()
+    after_each_epoch = []
+    scores = training.EpochScores({"train": (x, y), "val": (x[:60], y[:60, None])},
+                                  measures={"first kernel": lambda m: m.get_weights()[0][0, 0]}, keep_best="val")
+    keep = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: after_each_epoch.append(model.get_weights()))
+    model.fit(x, y, epochs=6, batch_size=32, verbose=0, shuffle=False, callbacks=[scores, keep])
+    assert all(len(scores.history[name]) == 6 for name in ("train", "val", "first kernel"))
+    for epoch, weights in enumerate(after_each_epoch):
+        model.set_weights(weights)
+        assert scores.history["train"][epoch] == accuracy(model, x, y)
+        assert scores.history["first kernel"][epoch] == weights[0][0, 0]
+    val = scores.history["val"]
+    assert scores.best_epoch == int(np.argmax(val)) + 1 and scores.best_score == max(val)   # the first best
+    assert all(np.array_equal(a, b) for a, b in zip(scores.best_weights, after_each_epoch[scores.best_epoch - 1]))
+    assert training.EpochScores({"train": (x, y)}).best_weights is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"keep_best": "test"}, r"keep_best must name one of the sets or measures \['train', 'norm'\]; got 'test'"),
+    ({"measures": {"train": len}}, r"a name is both a set and a measure: \['train'\]"),
+    ({"sets": {"train": (np.zeros((4, 8)), np.zeros(3, int))}}, r"sets\['train'\] labels must hold 4 labels"),
+])
+def test_bad_epoch_scores_arguments(kwargs, message):
+    x, y = _data()
+    args = {"sets": {"train": (x, y)}, "measures": {"norm": np.linalg.norm}, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        training.EpochScores(args.pop("sets"), **args)
+
+
 def test_sgd_momentum_step_matches_keras():
     W0 = rng.normal(size=(4, 3)).astype("float32")
     gradients = [rng.normal(size=(4, 3)).astype("float32") for _ in range(5)]
