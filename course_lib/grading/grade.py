@@ -260,12 +260,12 @@ def _from_folder(folder: Path, assignment: str) -> dict[str, list[Path]]:
     return found
 
 
-def _marked_late(names: list[str], where: Path, pattern: str) -> set[str]:
-    """The students whose files in the zip (``names``, unpacked under ``where``) the LMS marked
-    late: matches of ``pattern`` whose group ``late`` matched, as nbgrader matches the path."""
+def _marked_late(extracted: Path, pattern: str) -> set[str]:
+    """The students whose files, unpacked by ``zip_collect`` under ``extracted``, the LMS marked
+    late: matches of ``pattern`` whose group ``late`` matched, on the path nbgrader matches."""
     late = set()
-    for name in names:
-        match = re.match(pattern, os.path.join(where, name))
+    for path in extracted.rglob("*"):
+        match = re.match(pattern, str(path))
         if match and match.groupdict().get("late") and match.groupdict().get("student_id"):
             late.add(match["student_id"])
     return late
@@ -295,7 +295,7 @@ def _from_zip(archive: Path, assignment: str, root: Path, scratch: Path,
         raise GradingError(f"no notebook name in {archive} matches the pattern {pattern!r} "
                            f"(for example {example!r}); give one with --pattern that has the groups "
                            f"(?P<student_id>...) and (?P<file_id>...)")
-    return _from_folder(staged, assignment), _marked_late(names, downloaded / assignment / "extracted", pattern)
+    return _from_folder(staged, assignment), _marked_late(downloaded / assignment / "extracted", pattern)
 
 
 def _same_files(folder: Path, files: list[Path]) -> bool:
