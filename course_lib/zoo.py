@@ -20,8 +20,9 @@ your own" (the lecture). This one holds two kinds:
     base = zoo.pretrained("mobilenet_v2", input_shape=(96, 96, 3))   # needs the weights file
     x = zoo.preprocess("mobilenet_v2", images_in_0_1)
 
-The cache file's name carries the recipe's version and a hash of every number of the recipe, so a
-changed recipe never reuses an old file; a file that cannot be read is reported, never overwritten.
+The cache file's name carries the recipe's version, a hash of every number of the recipe and the
+Keras backend, so a changed recipe never reuses an old file and each backend uses the weights it
+trained itself; a file that cannot be read is reported, never overwritten.
 """
 from __future__ import annotations
 
@@ -147,8 +148,13 @@ def base_of(model):
 
 
 def weights_path(recipe: Recipe = DEFAULT_RECIPE) -> Path:
-    """Where the weights of ``recipe`` are cached: ``data.cache_dir()/<recipe key>.npz``."""
-    return data.cache_dir() / f"{recipe.key}.npz"
+    """Where the weights of ``recipe`` are cached: ``data.cache_dir()/<recipe key>-<backend>.npz``.
+    Each backend trains its own: the same recipe gives slightly different weights on TensorFlow
+    and on JAX, and a shared file would make a notebook's numbers depend on which backend
+    happened to build it first."""
+    import keras
+
+    return data.cache_dir() / f"{recipe.key}-{keras.backend.backend()}.npz"
 
 
 def pretraining_data(recipe: Recipe = DEFAULT_RECIPE):

@@ -25,6 +25,7 @@ def _same(a, b):
 def test_cache_file_names_carry_version_and_recipe(cache):
     path = zoo.weights_path(TINY)
     assert path.parent == cache and path.name.startswith(f"digits_cnn-v{zoo.RECIPE_VERSION}-")
+    assert path.name.endswith(f"-{keras.backend.backend()}.npz"), "each backend trains and caches its own"
     assert zoo.weights_path(zoo.Recipe(widths=(4, 8, 8), pretrain_copies=3, epochs=3)) != path
     assert zoo.weights_path(zoo.Recipe(widths=(4, 8, 8), pretrain_copies=3, epochs=2)) == path
     numpy_numbers = zoo.Recipe(widths=tuple(np.array([4, 8, 8])), pretrain_copies=np.int64(3), epochs=2)
