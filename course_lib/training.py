@@ -478,7 +478,8 @@ class EpochScores(keras.callbacks.Callback):
     stopping would keep them::
 
         scores = EpochScores({"accuracy": (x_train, y_train), "val_accuracy": (x_val, y_val)},
-                             measures={"norm": lambda model: weight_norm(model)}, keep_best="val_accuracy")
+                             measures={"norm": lambda model: np.linalg.norm(model.get_weights()[0])},
+                             keep_best="val_accuracy")
         model.fit(..., callbacks=[scores])
         scores.history["val_accuracy"][-1], scores.best_epoch, model.set_weights(scores.best_weights)
 
