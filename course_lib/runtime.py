@@ -276,6 +276,23 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run a block from ``seed`` (``seed_everything``), then give the caller its own Python and
+    NumPy random states back: building something reproducible in between (the zoo's network)
+    changes nothing the caller draws next, whether it was built or read from a cache. That covers
+    NumPy's global draws and the seeds of every layer and initializer the caller builds later
+    (Keras draws them from Python's ``random``); ``keras.random`` calls given no seed draw from a
+    global generator that ``seed_everything`` restarts, so pass them one."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    seed_everything(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 @dataclass
 class Runtime:
     """What ``setup`` found and chose; printed by the first cell of every notebook."""

@@ -172,28 +172,28 @@ def build_weights(recipe: Recipe = DEFAULT_RECIPE, *, progress: bool = True) -> 
     """
     import keras
 
-    from .runtime import seed_everything
+    from .runtime import seeded
 
     split = pretraining_data(recipe)
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        seed_everything(recipe.seed)
-        model = digits_cnn(input_shape=split.image_shape, classes=len(recipe.classes),
-                           widths=recipe.widths, dropout=recipe.dropout)
-        steps = recipe.epochs * (len(split.x_train) // recipe.batch_size)
-        schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
-        model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"],
-                      jit_compile=keras.backend.backend() != "tensorflow")  # on TensorFlow/CPU, XLA
-        # would take longer to compile than this takes to train; JAX always compiles
-        rng = np.random.default_rng(recipe.seed)
-        callbacks = [_epoch_bar(recipe.epochs)] if progress else []
-        for _ in range(recipe.epochs):  # one seeded order per epoch, whole batches only
-            order = rng.permutation(len(split.x_train))[:steps // recipe.epochs * recipe.batch_size]
-            model.fit(split.x_train[order], split.y_train[order], batch_size=recipe.batch_size, epochs=1,
-                      shuffle=False, verbose=0, callbacks=callbacks)
-        for callback in callbacks:
-            callback.close()
+        with seeded(recipe.seed):  # the caller's random state is left as it was
+            model = digits_cnn(input_shape=split.image_shape, classes=len(recipe.classes),
+                               widths=recipe.widths, dropout=recipe.dropout)
+            steps = recipe.epochs * (len(split.x_train) // recipe.batch_size)
+            schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
+            model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"],
+                          jit_compile=keras.backend.backend() != "tensorflow")  # on TensorFlow/CPU, XLA
+            # would take longer to compile than this takes to train; JAX always compiles
+            rng = np.random.default_rng(recipe.seed)
+            callbacks = [_epoch_bar(recipe.epochs)] if progress else []
+            for _ in range(recipe.epochs):  # one seeded order per epoch, whole batches only
+                order = rng.permutation(len(split.x_train))[:steps // recipe.epochs * recipe.batch_size]
+                model.fit(split.x_train[order], split.y_train[order], batch_size=recipe.batch_size, epochs=1,
+                          shuffle=False, verbose=0, callbacks=callbacks)
+            for callback in callbacks:
+                callback.close()
     finally:
         keras.config.set_dtype_policy(policy)
     return [np.asarray(w) for w in model.get_weights()]

@@ -73,6 +73,29 @@ def test_seed_everything_repeats_python_numpy_and_keras():
         runtime.seed_everything(-1)
 
 
+def test_seeded_gives_the_caller_its_random_state_back():
+    import keras
+
+    def draws():
+        return (random.random(), np.random.rand(),
+                keras.ops.convert_to_numpy(keras.initializers.GlorotUniform()((3, 2))).tolist())
+
+    runtime.seed_everything(5)
+    expected = draws()
+    runtime.seed_everything(5)
+    with runtime.seeded(11):
+        inside = draws()
+    assert draws() == expected
+    runtime.seed_everything(11)
+    assert draws() == inside  # the block ran from its own seed
+    runtime.seed_everything(5)
+    with pytest.raises(RuntimeError), runtime.seeded(11):
+        raise RuntimeError("the block failed")
+    assert draws() == expected
+    with pytest.raises(ValueError, match="seed must be in"), runtime.seeded(-1):
+        pass
+
+
 def test_setup_reports_everything(capsys, monkeypatch):
     import keras
 

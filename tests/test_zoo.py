@@ -1,5 +1,6 @@
 """The model zoo: the course's pretrained network (built, cached, deterministic, really pretrained)
 and keras.applications with ImageNet weights (a clear error offline; no test touches the network)."""
+import random
 import urllib.error
 
 import keras
@@ -53,6 +54,21 @@ def test_not_built_when_asked_not_to(cache):
 
 def test_building_is_deterministic(cache):
     assert _same(zoo.build_weights(TINY, progress=False), zoo.build_weights(TINY, progress=False))
+
+
+def test_building_leaves_the_callers_random_state_alone(cache):
+    """What a notebook draws after zoo.pretrained (its layers' seeds, NumPy's draws) is the same
+    whether the network was just built or read from the cache."""
+    def draws():
+        return (random.random(), np.random.rand(),
+                keras.ops.convert_to_numpy(keras.layers.Dropout(0.5).seed_generator.state).tolist())
+
+    keras.utils.set_random_seed(5)
+    zoo.digits_net(TINY, progress=False)  # built: the cache is empty
+    after_building = draws()
+    keras.utils.set_random_seed(5)
+    zoo.digits_net(TINY, progress=False)  # read from the cache
+    assert draws() == after_building
 
 
 def test_corrupt_cache_is_reported_not_overwritten(cache):
