@@ -36,7 +36,10 @@ def doctor(args) -> int:
 
     info = runtime.setup(profile=args.profile, verbose=False, set_precision=False)
     print(info.report())
-    print(f"  backend chosen by {runtime.backend_source}; TPU seen: {'yes' if runtime.tpu_present() else 'no'}")
+    chips = runtime.tpu_chips_on_pci()
+    tpu_seen = "yes" if runtime.tpu_present() else "no"
+    print(f"  backend chosen by {runtime.backend_source}; TPU seen: {tpu_seen}"
+          + (f" ({len(chips)} chip(s) on the PCI bus: {', '.join(sorted(set(chips)))})" if chips else ""))
     print("  frameworks installed: " + ", ".join(f"{name} {version or 'no'}" for name, version in frameworks().items()))
     print("  datasets available offline:")
     for name, present in available_offline().items():

@@ -41,6 +41,13 @@ BACKENDS = ("tensorflow", "jax", "torch", "numpy")
 # How Colab and Cloud TPU VMs announce a TPU, without importing anything heavy.
 _TPU_VARIABLES = ("COLAB_TPU_ADDR", "TPU_NAME", "TPU_ACCELERATOR_TYPE", "TPU_WORKER_ID")
 _TPU_DEVICE_FILES = "/dev/accel[0-9]*"   # not /dev/accel/, Linux's folder for any compute accelerator
+# TPU chips on the PCI bus: Google's vendor id and the chips' device ids (as JAX's hardware_utils
+# lists them). v5e and v6e chips, Colab's single-chip TPU runtimes among them, are /dev/vfio/N, not
+# /dev/accelN, and Google's other PCI devices (gVNIC, the network card of its VMs) are no TPU.
+_PCI_DEVICES = "/sys/bus/pci/devices"
+_GOOGLE_PCI_VENDOR = "0x1ae0"
+_TPU_PCI_DEVICE_IDS = {"0x0027": "v2, v3", "0x0056": "plc (no public name)", "0x005e": "v4", "0x0062": "v5p",
+                       "0x0063": "v5e", "0x006f": "v6e", "0x0076": "TPU7x"}
 
 
 @dataclass(frozen=True)
@@ -60,13 +67,28 @@ class RunProfile:
         return self.name
 
 
-def tpu_present(environ=None, device_files: str = _TPU_DEVICE_FILES) -> bool:
-    """Whether this machine has a TPU, judged from the environment and the device files
-    ``/dev/accel0``, ``/dev/accel1``, ... (Cloud TPU VMs, Colab's TPU runtimes) without importing
-    a framework."""
+def tpu_present(environ=None, device_files: str = _TPU_DEVICE_FILES, pci_devices: str = _PCI_DEVICES) -> bool:
+    """Whether this machine has a TPU, judged without importing a framework: from the environment
+    (``TPU_NAME``, ...), the device files ``/dev/accel0``, ``/dev/accel1``, ... (TPU v2-v4 VMs) or a
+    TPU chip on the PCI bus (every TPU VM, v5e and v6e included)."""
     environ = os.environ if environ is None else environ
     return (any(environ.get(name) for name in _TPU_VARIABLES)
-            or any(not os.path.isdir(path) for path in glob.glob(device_files)))
+            or any(not os.path.isdir(path) for path in glob.glob(device_files))
+            or bool(tpu_chips_on_pci(pci_devices)))
+
+
+def tpu_chips_on_pci(pci_devices: str = _PCI_DEVICES) -> list[str]:
+    """The TPU chips Linux lists under ``pci_devices`` (``/sys/bus/pci/devices``), by generation."""
+    chips = []
+    for device in sorted(glob.glob(os.path.join(pci_devices, "*"))):
+        try:
+            with open(os.path.join(device, "vendor")) as vendor, open(os.path.join(device, "device")) as model:
+                vendor_id, device_id = vendor.read().strip().lower(), model.read().strip().lower()
+        except OSError:  # not a device folder, or not readable here
+            continue
+        if vendor_id == _GOOGLE_PCI_VENDOR and device_id in _TPU_PCI_DEVICE_IDS:
+            chips.append(_TPU_PCI_DEVICE_IDS[device_id])
+    return chips
 
 
 def _installed(package: str) -> bool:

@@ -33,6 +33,16 @@ def test_doctor_reports_runtime_and_offline_datasets(capsys):
     for word in ("backend", "devices", "precision", "training: one device", "backend chosen by", "Keras 3.", "frameworks installed: tensorflow",
                  "profile: ci", "digits", "fashion_mnist", "course cache"):
         assert word in out
+    assert "TPU seen: no\n" in out
+
+
+def test_doctor_names_the_tpu_chips_it_sees(capsys, monkeypatch):
+    from course_lib import runtime
+
+    monkeypatch.setattr(runtime, "tpu_chips_on_pci", lambda: ["v5e"])
+    monkeypatch.setattr(runtime, "tpu_present", lambda: True)
+    assert cli.main(["doctor", "--profile", "ci"]) == 0
+    assert "TPU seen: yes (1 chip(s) on the PCI bus: v5e)" in capsys.readouterr().out
 
 
 def test_run_executes_writes_copies_and_tables_times(course, capsys):

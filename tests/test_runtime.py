@@ -1,3 +1,4 @@
+import functools
 import os
 import random
 import subprocess
@@ -141,13 +142,34 @@ def test_backend_choice_follows_override_then_tpu_then_tensorflow():
 
 def test_tpu_is_seen_in_the_environment_or_in_dev(tmp_path):
     device_files = str(tmp_path / runtime._TPU_DEVICE_FILES.removeprefix("/dev/"))
-    assert not runtime.tpu_present({}, device_files=device_files)
-    assert runtime.tpu_present({"TPU_NAME": "local"}, device_files=device_files)
+    seen = functools.partial(runtime.tpu_present, device_files=device_files, pci_devices=str(tmp_path / "no-pci"))
+    assert not seen({})
+    assert seen({"TPU_NAME": "local"})
     (tmp_path / "accel").mkdir()                  # Linux's compute-accelerator folder: any accelerator
     (tmp_path / "accel" / "accel0").touch()
-    assert not runtime.tpu_present({}, device_files=device_files)
+    assert not seen({})
     (tmp_path / "accel0").touch()                 # a TPU VM's chip
-    assert runtime.tpu_present({}, device_files=device_files)
+    assert seen({})
+
+
+def _pci_device(root, slot, vendor, device):
+    folder = root / slot
+    folder.mkdir(parents=True)
+    (folder / "vendor").write_text(vendor + "\n")
+    (folder / "device").write_text(device + "\n")
+
+
+def test_a_tpu_chip_on_the_pci_bus_is_a_tpu_and_googles_network_card_is_not(tmp_path):
+    no_dev_files, pci = str(tmp_path / "dev" / "accel[0-9]*"), tmp_path / "pci"
+    _pci_device(pci, "0000:00:04.0", "0x1ae0", "0x0042")   # gVNIC, the network card of Google's VMs
+    _pci_device(pci, "0000:00:05.0", "0x10de", "0x2330")   # an NVIDIA H100
+    (pci / "0000:00:06.0").mkdir()                          # a folder without ids
+    assert runtime.tpu_chips_on_pci(str(pci)) == []
+    assert not runtime.tpu_present({}, device_files=no_dev_files, pci_devices=str(pci))
+    _pci_device(pci, "0000:00:07.0", "0x1ae0", "0x0063")   # Colab's v5e-1: /dev/vfio/0, no /dev/accel0
+    assert runtime.tpu_chips_on_pci(str(pci)) == ["v5e"]
+    assert runtime.tpu_present({}, device_files=no_dev_files, pci_devices=str(pci))
+    assert not runtime.tpu_present({}, device_files=no_dev_files, pci_devices=str(tmp_path / "no-such-bus"))
 
 
 def test_a_backend_named_in_capitals_reaches_keras_spelt_as_keras_wants():
