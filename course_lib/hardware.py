@@ -384,15 +384,21 @@ def import_framework(name: str, *, verbose: bool = True):
     return module
 
 
+@contextlib.contextmanager
 def jax_x64():
-    """A context manager in which JAX computes in float64 (off by default in JAX)."""
+    """A context in which JAX computes in float64 (off by default in JAX), on the CPU: a TPU has no
+    float64 (XLA rewrites it into pairs of float32, and not every operation), so a float64
+    reference computed here is the same on a laptop, a GPU machine and a TPU runtime."""
     import jax
 
     if hasattr(jax, "enable_x64"):
-        return jax.enable_x64(True)
-    from jax.experimental import enable_x64  # older JAX
+        x64 = jax.enable_x64(True)
+    else:
+        from jax.experimental import enable_x64  # older JAX
 
-    return enable_x64()
+        x64 = enable_x64()
+    with x64, jax.default_device(jax.devices("cpu")[0]):
+        yield
 
 
 @contextlib.contextmanager
