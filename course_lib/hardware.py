@@ -397,7 +397,11 @@ def jax_x64():
         from jax.experimental import enable_x64  # older JAX
 
         x64 = enable_x64()
-    with x64, jax.default_device(jax.devices("cpu")[0]):
+    try:
+        cpu = jax.devices("cpu")[0]
+    except RuntimeError:  # JAX_PLATFORMS leaves the CPU out: float64 wherever JAX computes
+        cpu = None
+    with x64, jax.default_device(cpu):
         yield
 
 

@@ -209,3 +209,14 @@ def test_jax_x64_gives_float64_on_the_cpu_inside_only():
         assert inside.dtype == np.float64
         assert {device.platform for device in inside.devices()} == {"cpu"}, "float64 where it is exact"
     assert jax.numpy.asarray(np.ones(2)).dtype == np.float32
+
+
+def test_jax_x64_without_a_cpu_backend_computes_float64_where_jax_does(monkeypatch):
+    jax = pytest.importorskip("jax")
+
+    def no_cpu(backend=None):
+        raise RuntimeError(f"Unknown backend: {backend!r} requested")  # as under JAX_PLATFORMS=tpu
+
+    monkeypatch.setattr(jax, "devices", no_cpu)
+    with hardware.jax_x64():
+        assert jax.numpy.ones(2, dtype="float64").dtype == np.float64
