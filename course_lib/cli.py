@@ -247,6 +247,9 @@ def explain(args) -> int:
 # --- lab and test ----------------------------------------------------------------------------
 
 def lab(args) -> int:
+    """Start JupyterLab at the course root. On POSIX the process becomes JupyterLab (``exec``), so
+    a signal meant for ``course lab`` (SIGTERM from a service manager or ``docker stop``, SIGHUP
+    from a closed terminal) stops JupyterLab itself instead of leaving it running orphaned."""
     root = _root()
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
                "--LabApp.default_url=/lab/tree/notebooks"]
@@ -255,7 +258,12 @@ def lab(args) -> int:
     command += args.extra
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and cloud machines often run as root
-    return subprocess.call(command, cwd=root)
+    if os.name != "posix":
+        return subprocess.call(command, cwd=root)
+    os.chdir(root)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
 
 
 JAX_ENVIRONMENT = "build/jax-env"  # a virtual environment with JAX and no TensorFlow

@@ -1,7 +1,10 @@
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -128,7 +131,7 @@ def test_lab_serves_the_course_with_nbgrader(root, tmp_path):
     server = subprocess.Popen(
         [sys.executable, "-m", "course_lib.cli", "lab", "--no-browser", f"--port={port}",
          "--ServerApp.ip=127.0.0.1", "--ServerApp.token=test-token"],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def get(path):
         request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
@@ -148,10 +151,26 @@ def test_lab_serves_the_course_with_nbgrader(root, tmp_path):
         assert {"01_weight_decay.ipynb", "02_dropout.ipynb"} <= names
         assert get("/lab/tree/notebooks")[0] == 200
         assert "nbgrader" in (tmp_path / "lab.log").read_text()
-    finally:
-        server.terminate()
+        server.terminate()  # as a service manager or `docker stop` would: SIGTERM to `course lab`
         server.wait(timeout=30)
+        assert not _in_session(server.pid), "JupyterLab outlived `course lab`"
+    finally:
+        for pid in _in_session(server.pid):
+            os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+def _in_session(session: int) -> list[int]:
+    """The processes still running in the session ``session`` (Linux's /proc; else none)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended while we looked
+        if int(fields[3]) == session and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
 
 
 def test_unknown_options_are_refused_except_where_passed_through(capsys):
