@@ -413,15 +413,16 @@ def full_float32_matmuls():
     cores in TensorFloat-32: each input is rounded to a 10-bit mantissa, a relative error of
     up to 2^-11 ≈ 4.9e-4 per factor instead of float32's 2^-24 ≈ 6e-8 (TPUs do the same with
     bfloat16). Training does not mind; a gradient check does. Inside this context JAX uses
-    ``jax.default_matmul_precision("highest")`` and TensorFlow has TF32 turned off; both are
-    restored on exit. On a CPU nothing changes: it has no TF32.
+    ``jax.default_matmul_precision("float32")`` (newer JAX also calls it "highest"; 0.4.30 does
+    not) and TensorFlow has TF32 turned off; both are restored on exit. On a CPU nothing
+    changes: it has no TF32.
     """
     installed = frameworks()
     with contextlib.ExitStack() as stack:
         if installed["jax"] is not None:
             import jax
 
-            stack.enter_context(jax.default_matmul_precision("highest"))
+            stack.enter_context(jax.default_matmul_precision("float32"))
         if installed["tensorflow"] is not None:
             import tensorflow as tf
 

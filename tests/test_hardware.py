@@ -193,7 +193,7 @@ def test_full_float32_matmuls_turns_tf32_off_inside_only():
         assert tf.config.experimental.tensor_float_32_execution_enabled(), "TensorFlow's default"
     with hardware.full_float32_matmuls():
         if installed["jax"] is not None:
-            assert jax.config.jax_default_matmul_precision == "highest"
+            assert jax.config.jax_default_matmul_precision == "float32"
         if installed["tensorflow"] is not None:
             assert not tf.config.experimental.tensor_float_32_execution_enabled()
     if installed["jax"] is not None:
