@@ -3,7 +3,8 @@
 ``ArrayPipeline`` is a ``keras.utils.PyDataset``: plain NumPy batches, reshuffled every
 epoch, optionally augmented, so it runs on JAX with TensorFlow not installed. On the
 TensorFlow backend, ``pipeline`` hands un-augmented data to tf.data instead, which only
-makes it faster. ``OrderedEpochs`` gives a whole run's epochs in orders drawn beforehand,
+makes it faster. Either shuffles itself: pass ``shuffle=False`` to ``fit`` (Keras warns
+that it ignores its own shuffle for tf.data). ``OrderedEpochs`` gives a whole run's epochs in orders drawn beforehand,
 for experiments whose arms must see the same batches in the same order.
 """
 from __future__ import annotations
@@ -77,6 +78,8 @@ class ArrayPipeline(keras.utils.PyDataset):
         return math.floor(count) if self.drop_remainder else math.ceil(count)
 
     def __getitem__(self, index: int):
+        if not 0 <= index < len(self):  # the end of the sequence, for Python's own iteration
+            raise IndexError(f"batch {index} asked for; an epoch has batches 0 to {len(self) - 1}")
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         batch = self.x[rows]
         if self.augment is not None:
