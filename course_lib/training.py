@@ -335,6 +335,7 @@ def learning_rate_range(model, x, y, *, low: float = 1e-5, high: float = 1.0, st
     for rate in rates:
         model.optimizer.learning_rate = float(rate)
         batch = rng.choice(len(x), size=min(batch_size, len(x)), replace=False)
+        model.reset_metrics()  # Keras before 3.15 returns the mean over every batch since the last reset
         loss = model.train_on_batch(x[batch], y[batch])
         batch_losses.append(float(loss[0] if isinstance(loss, (list, tuple)) else loss))
         smoothed = _smoothed(np.array(batch_losses))

@@ -211,6 +211,20 @@ def test_batch_noise_measures_the_scatter_about_a_moving_trend():
     assert training._smoothed_noise(0.1, 1000) == pytest.approx(0.1 * np.sqrt(0.1 / 1.9))  # steady state: (1-β)/(1+β)
 
 
+def test_learning_rate_range_records_each_batchs_own_loss():
+    """Not the running mean over the batches so far (what ``train_on_batch`` returned before
+    Keras 3.15): with rates too small to move the weights, each loss is its batch's mean of y²."""
+    x, y = np.ones((50, 1), "float32"), np.arange(50, dtype="float32")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(), "mse")
+    with pytest.warns(RuntimeWarning, match="never fell"):  # the rates are too small to learn: as meant
+        test = training.learning_rate_range(model, x, y, low=1e-12, high=1e-11, steps=6, batch_size=4, seed=3,
+                                            stop_factor=1e9)
+    rng = np.random.default_rng(3)
+    expected = [np.mean(y[rng.choice(50, size=4, replace=False)] ** 2) for _ in range(6)]
+    np.testing.assert_allclose(test.batch_losses, expected, rtol=1e-5)
+
+
 def test_learning_rate_range_warns_when_the_model_learns_nothing():
     x = np.random.default_rng(0).normal(size=(512, 8)).astype("float32")
     labels_unrelated_to_x = np.random.default_rng(1).integers(0, 10, 512)
