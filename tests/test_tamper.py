@@ -19,6 +19,8 @@ PS = "ps1_regularization"
 NOTEBOOK = f"{PS}.ipynb"
 ROOT = Path(__file__).resolve().parents[1]
 FULL = 27.0
+# `test_duplicated` copies test cells, ids and all; nbformat warns as it renumbers the copies.
+pytestmark = pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId")
 TIME_LIMIT = 90  # seconds per notebook's kernel: the honest notebook needs about 25 under load
 
 
