@@ -267,23 +267,44 @@ def lab(args) -> int:
 
 
 JAX_ENVIRONMENT = "build/jax-env"  # a virtual environment with JAX and no TensorFlow
+OLDEST_ENVIRONMENT = "build/oldest-env"  # the same at the oldest versions pyproject.toml allows
+OLDEST_VERSIONS = "constraints/oldest.txt"  # those versions, pinned
+OLDEST_VERSIONS_PYTHONS = ((3, 10), (3, 11))  # the Pythons its pins have wheels for
 
 
-def jax_environment(root: Path, *, log=print) -> Path:
-    """The Python of a virtual environment at ``build/jax-env`` with course_lib on JAX and
-    TensorFlow *not* installed, as on Colab's TPU runtimes; made (a few minutes) when missing."""
-    folder = root / JAX_ENVIRONMENT
+def oldest_versions(root: Path) -> dict[str, str]:
+    """The pins of ``constraints/oldest.txt``: {package: version}, comments left out."""
+    pins = {}
+    for line in (root / OLDEST_VERSIONS).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def jax_environment(root: Path, *, oldest: bool = False, log=print) -> Path:
+    """The Python of a virtual environment with course_lib on JAX and TensorFlow *not*
+    installed, as on Colab's TPU runtimes; made (a few minutes) when missing or out of date.
+    At ``build/jax-env`` with the newest versions pip finds; with ``oldest``, at
+    ``build/oldest-env`` with the versions pinned in ``constraints/oldest.txt``."""
+    folder = root / (OLDEST_ENVIRONMENT if oldest else JAX_ENVIRONMENT)
     python = folder / "bin" / "python"
-    if python.exists() and subprocess.call([str(python), "-c", "import course_lib, jax, nbval"],
-                                           cwd=root, stderr=subprocess.DEVNULL) == 0:
+    pins = oldest_versions(root) if oldest else {}
+    check = ("import course_lib, jax, nbval, sys; from importlib.metadata import version; "
+             f"sys.exit(any(version(name) != pin for name, pin in {pins!r}.items()))")
+    if python.exists() and subprocess.call([str(python), "-c", check], cwd=root, stderr=subprocess.DEVNULL) == 0:
         return python
-    log(f"making {folder} (JAX, no TensorFlow) with pip ...")
+    what = "the oldest versions allowed" if oldest else "the newest versions"
+    log(f"making {folder} (JAX, no TensorFlow, {what}) with pip ...")
+    constraints = ["--constraint", str(root / OLDEST_VERSIONS)] if oldest else []
     steps = [[sys.executable, "-m", "venv", "--clear", str(folder)],
-             [str(python), "-m", "pip", "install", "--quiet", "-e", f"{root}[jax,lab,test]"]]
+             [str(python), "-m", "pip", "install", "--quiet", *constraints, "-e", f"{root}[jax,lab,test]"]]
     for step in steps:
         if subprocess.call(step, cwd=root) != 0:
+            skip = "--skip-oldest-environment" if oldest else "--skip-jax-environment"
             raise SystemExit(f"course test: could not make the TensorFlow-free JAX environment ({' '.join(step)} "
-                             f"failed). It needs the package index once; or pass --skip-jax-environment.")
+                             f"failed). It needs the package index once; or pass {skip}.")
     if subprocess.call([str(python), "-c", "import tensorflow"], stderr=subprocess.DEVNULL) == 0:
         raise SystemExit(f"course test: {folder} has TensorFlow installed; delete the folder and run again")
     return python
@@ -291,13 +312,20 @@ def jax_environment(root: Path, *, log=print) -> Path:
 
 def test(args) -> int:
     """Every test on TensorFlow; then, in an environment without TensorFlow, the course_lib
-    unit tests and every lecture notebook on JAX."""
+    unit tests and every lecture notebook on JAX; then the unit tests again on JAX at the oldest
+    versions ``pyproject.toml`` allows (what a student's or Colab's older install would have)."""
     root = _root()
-    # Each pass names its Python lazily: the JAX environment is made only when its pass starts.
+    # Each pass names its Python lazily: a JAX environment is made only when its pass starts.
     runs = [("TensorFlow", lambda: sys.executable, [], {"KERAS_BACKEND": "tensorflow"})]
     if not args.skip_jax_environment:
         runs.append(("JAX without TensorFlow", lambda: str(jax_environment(root)),
                      ["-m", "not slow or lecture"], {"KERAS_BACKEND": "jax"}))
+        if tuple(sys.version_info[:2]) not in OLDEST_VERSIONS_PYTHONS:
+            print(f"course test: no pass at the oldest versions on Python {sys.version.split()[0]}: "
+                  f"{OLDEST_VERSIONS} pins releases built for Python 3.10 and 3.11 only")
+        elif not args.skip_oldest_environment:
+            runs.append(("JAX at the oldest versions", lambda: str(jax_environment(root, oldest=True)),
+                         ["-m", "not slow"], {"KERAS_BACKEND": "jax"}))
     failed = []
     for name, python, options, env in runs:
         command = [python(), "-m", "pytest", *options, *args.extra]
@@ -370,9 +398,13 @@ def main(argv=None) -> int:
     p.set_defaults(handler=lab, passes_through=True)
 
     p = commands.add_parser("test", help="every test on TensorFlow, then course_lib and the lecture notebooks on "
-                                         "JAX without TensorFlow (other options go to pytest)")
+                                         "JAX without TensorFlow, then course_lib on JAX at the oldest versions "
+                                         "allowed (other options go to pytest)")
     p.add_argument("--skip-jax-environment", action="store_true",
-                   help=f"only the TensorFlow pass (the JAX pass needs {JAX_ENVIRONMENT}, made with pip)")
+                   help=f"only the TensorFlow pass (the JAX passes need {JAX_ENVIRONMENT} and "
+                        f"{OLDEST_ENVIRONMENT}, made with pip)")
+    p.add_argument("--skip-oldest-environment", action="store_true",
+                   help=f"no pass at the oldest versions allowed ({OLDEST_VERSIONS}, in {OLDEST_ENVIRONMENT})")
     p.set_defaults(handler=test, passes_through=True)
 
     args, extra = parser.parse_known_args(argv)

@@ -208,30 +208,81 @@ def test_explain_needs_no_keras():
     assert "TOTAL params: 60,419,944" in run.stdout
 
 
-def test_test_runs_tensorflow_then_jax_without_tensorflow(course, monkeypatch, capsys):
+def test_test_runs_tensorflow_then_jax_without_tensorflow_then_the_oldest_versions(course, monkeypatch, capsys):
     calls = []
 
     def call(command, cwd, env):
         calls.append((command, env["KERAS_BACKEND"]))
         return 1 if "-x" in command and env["KERAS_BACKEND"] == "jax" else 0
 
-    def jax_environment(root):
-        calls.append(("made the JAX environment", None))
-        return course / "jax-env" / "bin" / "python"
+    def jax_environment(root, oldest=False):
+        calls.append((f"made {'oldest' if oldest else 'jax'}-env", None))
+        return course / f"{'oldest' if oldest else 'jax'}-env" / "bin" / "python"
 
     monkeypatch.setattr(cli, "jax_environment", jax_environment)
     monkeypatch.setattr(cli.subprocess, "call", call)
+    monkeypatch.setattr(cli, "OLDEST_VERSIONS_PYTHONS", (tuple(sys.version_info[:2]),))
     assert cli.main(["test", "tests/test_runtime.py"]) == 0
-    (tensorflow, tf_backend), made, (jax, jax_backend) = calls
-    assert made[0] == "made the JAX environment", "the JAX environment is made after the TensorFlow pass"
+    (tensorflow, tf_backend), made, (jax, jax_backend), made_oldest, (oldest, oldest_backend) = calls
+    assert made[0] == "made jax-env", "the JAX environment is made after the TensorFlow pass"
     assert tf_backend == "tensorflow" and tensorflow[-1] == "tests/test_runtime.py"
     assert jax_backend == "jax" and jax[0] == str(course / "jax-env" / "bin" / "python")
     assert jax[jax.index("-m", 2) + 1] == "not slow or lecture", "the JAX pass must run the lecture notebooks"
-    assert "all tests passed: TensorFlow, JAX without TensorFlow" in capsys.readouterr().out
+    assert made_oldest[0] == "made oldest-env" and oldest_backend == "jax"
+    assert oldest[0] == str(course / "oldest-env" / "bin" / "python") and oldest[oldest.index("-m", 2) + 1] == "not slow"
+    assert ("all tests passed: TensorFlow, JAX without TensorFlow, JAX at the oldest versions"
+            in capsys.readouterr().out)
     assert cli.main(["test", "-x"]) == 1, "a failing JAX pass fails the command"
-    assert "failed on JAX without TensorFlow" in capsys.readouterr().out
+    assert "failed on JAX without TensorFlow and JAX at the oldest versions" in capsys.readouterr().out
+    calls.clear()
+    assert cli.main(["test", "--skip-oldest-environment"]) == 0 and [c[0] for c in calls][1] == "made jax-env"
+    assert len(calls) == 3
     calls.clear()
     assert cli.main(["test", "--skip-jax-environment"]) == 0 and calls == [(calls[0][0], "tensorflow")]
+    calls.clear()
+    monkeypatch.setattr(cli, "OLDEST_VERSIONS_PYTHONS", ((3, 0),))
+    assert cli.main(["test"]) == 0 and len(calls) == 3, "no oldest pass where its pins have no wheels"
+    assert "no pass at the oldest versions on Python" in capsys.readouterr().out
+
+
+def test_oldest_versions_pin_the_first_release_of_each_floor(root):
+    """constraints/oldest.txt and pyproject.toml's floors (core, jax, tensorflow) agree."""
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    requirements = [Requirement(text) for text in project["dependencies"] + extras["jax"] + extras["tensorflow"]]
+    floors = {r.name.lower(): Version(s.version) for r in requirements for s in r.specifier if s.operator == ">="}
+    pins = {name: Version(version) for name, version in cli.oldest_versions(root).items()}
+    assert set(floors) - {"tensorflow"} <= set(pins), "every floor has its pin (tensorflow-cpu stands for tensorflow)"
+    for name, floor in floors.items():
+        pin = pins["tensorflow-cpu" if name == "tensorflow" else name]
+        assert pin.release[:len(floor.release)] == floor.release, f"{name}: floor {floor}, pinned {pin}"
+
+
+def test_an_oldest_environment_out_of_date_with_its_pins_is_made_again(course, monkeypatch):
+    (course / "constraints").mkdir()
+    (course / cli.OLDEST_VERSIONS).write_text("# a comment\nkeras==3.13.0  # why\n\njax==0.4.30\n")
+    assert cli.oldest_versions(course) == {"keras": "3.13.0", "jax": "0.4.30"}
+    (course / cli.OLDEST_ENVIRONMENT / "bin").mkdir(parents=True)
+    (course / cli.OLDEST_ENVIRONMENT / "bin" / "python").write_text("")
+    steps = []
+
+    def call(command, **kwargs):
+        steps.append(command)
+        if command[1:2] == ["-c"] and "version(name) != pin" in command[2]:
+            assert "'keras': '3.13.0'" in command[2]
+            return 1  # the installed versions differ from the pins
+        return 1 if "import tensorflow" in command else 0
+
+    monkeypatch.setattr(cli.subprocess, "call", call)
+    python = cli.jax_environment(course, oldest=True, log=lambda *_: None)
+    assert python == course / cli.OLDEST_ENVIRONMENT / "bin" / "python"
+    install = next(step for step in steps if "install" in step)
+    assert install[install.index("--constraint") + 1] == str(course / cli.OLDEST_VERSIONS)
+    assert any("venv" in step and "--clear" in step for step in steps), "made again"
 
 
 def test_jax_environment_says_what_failed_when_pip_cannot_install(course, monkeypatch):
