@@ -290,8 +290,9 @@ def jax_environment(root: Path, *, oldest: bool = False, log=print) -> Path:
     ``build/oldest-env`` with the versions pinned in ``constraints/oldest.txt``."""
     folder = root / (OLDEST_ENVIRONMENT if oldest else JAX_ENVIRONMENT)
     python = folder / "bin" / "python"
-    # TensorFlow's pin is there for its floor only: this environment has no TensorFlow.
-    pins = {name: pin for name, pin in oldest_versions(root).items() if not name.startswith("tensorflow")} if oldest else {}
+    pins = {}
+    if oldest:  # TensorFlow's pin is there for its floor only: this environment has no TensorFlow
+        pins = {name: pin for name, pin in oldest_versions(root).items() if not name.startswith("tensorflow")}
     check = ("import course_lib, jax, nbval, sys; from importlib.metadata import version; "
              f"sys.exit(any(version(name) != pin for name, pin in {pins!r}.items()))")
     if python.exists() and subprocess.call([str(python), "-c", check], cwd=root, stderr=subprocess.DEVNULL) == 0:
