@@ -4,6 +4,7 @@ The kernels that execute notebooks (nbval) inherit these settings. The Keras bac
 from KERAS_BACKEND, else course_lib's choice (TensorFlow where installed, else JAX).
 """
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 ROOT = Path(__file__).resolve().parent
+
+
+def pytest_configure(config):
+    """SIGTERM and SIGHUP (a CI job's time limit, `course test` passing one on, a closed
+    terminal) stop the run as Ctrl-C does: pytest reports what ran and tears its fixtures down
+    (JupyterLab servers, the PostgreSQL test database, kernels) instead of dying with them up."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupt)
+
+
+def _interrupt(number, frame):
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(number).name}")
 
 
 def pytest_collection_modifyitems(items):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -312,6 +313,33 @@ def jax_environment(root: Path, *, oldest: bool = False, log=print) -> Path:
     return python
 
 
+STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _run_pass(command: list[str], root: Path, env: dict) -> tuple[int, int | None]:
+    """Run one pass's pytest; return its exit status and the signal that stopped ``course
+    test`` meanwhile (None if none). SIGTERM or SIGHUP sent to ``course test`` (a CI job's
+    time limit, ``docker stop``, a closed terminal) is passed on to pytest, which winds down as on
+    Ctrl-C (the course's conftest.py: fixtures torn down, kernels and servers stopped); Ctrl-C
+    itself already reaches pytest from the terminal. Either way ``course test`` waits for pytest
+    to finish, rather than leaving it running or killing it mid-teardown."""
+    process = subprocess.Popen(command, cwd=root, env=env)
+    received = []
+
+    def pass_on(number, frame):
+        received.append(number)
+        if number != signal.SIGINT:
+            process.send_signal(number)
+
+    previous = {number: signal.signal(number, pass_on) for number in STOPPING_SIGNALS}
+    try:
+        code = process.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return code, (received[0] if received else None)
+
+
 def test(args) -> int:
     """Every test on TensorFlow; then, in an environment without TensorFlow, the course_lib
     unit tests and every lecture notebook on JAX; then the unit tests again on JAX at the oldest
@@ -334,8 +362,12 @@ def test(args) -> int:
         command = [python(), "-m", "pytest", *options, *args.extra]
         print(f"\n=== tests on {name}: {' '.join(command[1:])}", flush=True)
         started = time.perf_counter()
-        code = subprocess.call(command, cwd=root, env={**os.environ, **env})
+        code, stopped_by = _run_pass(command, root, {**os.environ, **env})
         print(f"=== {name}: {'passed' if code == 0 else 'FAILED'} in {time.perf_counter() - started:.0f} s", flush=True)
+        if stopped_by:
+            print(f"\n=== stopped by {signal.Signals(stopped_by).name} during the pass on {name}; "
+                  "no further passes were run", flush=True)
+            return 128 + stopped_by
         if code != 0:
             failed.append(name)
     print(f"\n=== {'failed on ' + ' and '.join(failed) if failed else 'all tests passed: ' + ', '.join(run[0] for run in runs)}")

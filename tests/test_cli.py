@@ -211,16 +211,16 @@ def test_explain_needs_no_keras():
 def test_test_runs_tensorflow_then_jax_without_tensorflow_then_the_oldest_versions(course, monkeypatch, capsys):
     calls = []
 
-    def call(command, cwd, env):
+    def run_pass(command, root, env):
         calls.append((command, env["KERAS_BACKEND"]))
-        return 1 if "-x" in command and env["KERAS_BACKEND"] == "jax" else 0
+        return (1 if "-x" in command and env["KERAS_BACKEND"] == "jax" else 0), None
 
     def jax_environment(root, oldest=False):
         calls.append((f"made {'oldest' if oldest else 'jax'}-env", None))
         return course / f"{'oldest' if oldest else 'jax'}-env" / "bin" / "python"
 
     monkeypatch.setattr(cli, "jax_environment", jax_environment)
-    monkeypatch.setattr(cli.subprocess, "call", call)
+    monkeypatch.setattr(cli, "_run_pass", run_pass)
     monkeypatch.setattr(cli, "OLDEST_VERSIONS_PYTHONS", (tuple(sys.version_info[:2]),))
     assert cli.main(["test", "tests/test_runtime.py"]) == 0
     (tensorflow, tf_backend), made, (jax, jax_backend), made_oldest, (oldest, oldest_backend) = calls
@@ -243,6 +243,52 @@ def test_test_runs_tensorflow_then_jax_without_tensorflow_then_the_oldest_versio
     monkeypatch.setattr(cli, "OLDEST_VERSIONS_PYTHONS", ((3, 0),))
     assert cli.main(["test"]) == 0 and len(calls) == 3, "no oldest pass where its pins have no wheels"
     assert "no pass at the oldest versions on Python" in capsys.readouterr().out
+
+
+def test_test_passes_sigterm_on_and_stops_once_pytest_has_torn_down(root, course):
+    """SIGTERM to `course test` (a CI job's time limit, `docker stop`) reaches the pytest it
+    runs, which tears its fixtures down as on Ctrl-C (the course's conftest.py); `course test`
+    waits for it, starts no further pass and exits 128 + 15. Before, pytest was left running."""
+    import shutil
+    import time
+
+    shutil.copy(root / "conftest.py", course / "conftest.py")
+    (course / "tests").mkdir()
+    (course / "tests" / "test_waits.py").write_text(
+        "import time, pytest\n"
+        "@pytest.fixture\n"
+        "def server(tmp_path):\n"
+        "    open('started', 'w').close()\n"
+        "    yield\n"
+        "    open('torn-down', 'w').close()\n"
+        "def test_waits(server):\n"
+        "    time.sleep(600)\n")
+    for environment in (cli.JAX_ENVIRONMENT, cli.OLDEST_ENVIRONMENT):  # a later pass would leave a mark
+        python = course / environment / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text(f"#!/bin/sh\ntouch {course / 'later-pass'}\n")
+        python.chmod(0o755)
+    log = open(course / "test.log", "w")
+    command = [sys.executable, "-m", "course_lib.cli", "test", "tests/test_waits.py", "-p", "no:cacheprovider"]
+    run = subprocess.Popen(command, cwd=course, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                           env={**os.environ, "COURSE_ROOT": str(course)})
+    try:
+        for _ in range(240):
+            if (course / "started").exists() or run.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert (course / "started").exists(), (course / "test.log").read_text()[-2000:]
+        run.terminate()
+        assert run.wait(timeout=60) == 128 + signal.SIGTERM
+        output = (course / "test.log").read_text()
+        assert not _in_session(run.pid), "pytest outlived `course test`"
+        assert (course / "torn-down").exists(), f"the fixture was not torn down:\n{output[-2000:]}"
+        assert "stopped by SIGTERM during the pass on TensorFlow; no further passes were run" in output
+        assert not (course / "later-pass").exists()
+    finally:
+        for pid in _in_session(run.pid):
+            os.kill(pid, signal.SIGKILL)
+        log.close()
 
 
 def test_oldest_versions_pin_the_first_release_of_each_floor(root):
