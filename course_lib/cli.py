@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from .stopping import StopSignals
+
 
 def _root() -> Path:
     from .grading.pipeline import find_course_root
@@ -203,6 +205,8 @@ def grade(args) -> int:
         print(f"course grade: {error}", file=sys.stderr)
         return 1
     print(report.summary())
+    if report.stopped_by:
+        return 128 + signal.Signals[report.stopped_by]
     return 1 if report.failed else 0
 
 
@@ -313,10 +317,7 @@ def jax_environment(root: Path, *, oldest: bool = False, log=print) -> Path:
     return python
 
 
-STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def _run_pass(command: list[str], root: Path, env: dict) -> tuple[int, int | None]:
+def _run_pass(command: list[str], root: Path, env: dict) -> tuple[int, signal.Signals | None]:
     """Run one pass's pytest; return its exit status and the signal that stopped ``course
     test`` meanwhile (None if none). SIGTERM or SIGHUP sent to ``course test`` (a CI job's
     time limit, ``docker stop``, a closed terminal) is passed on to pytest, which winds down as on
@@ -324,20 +325,14 @@ def _run_pass(command: list[str], root: Path, env: dict) -> tuple[int, int | Non
     itself already reaches pytest from the terminal. Either way ``course test`` waits for pytest
     to finish, rather than leaving it running or killing it mid-teardown."""
     process = subprocess.Popen(command, cwd=root, env=env)
-    received = []
+    with StopSignals() as stop:
+        def pass_on() -> None:
+            if stop.signal != signal.SIGINT:
+                process.send_signal(stop.signal)
 
-    def pass_on(number, frame):
-        received.append(number)
-        if number != signal.SIGINT:
-            process.send_signal(number)
-
-    previous = {number: signal.signal(number, pass_on) for number in STOPPING_SIGNALS}
-    try:
+        stop.on_stop(pass_on)
         code = process.wait()
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    return code, (received[0] if received else None)
+    return code, stop.signal
 
 
 def test(args) -> int:
@@ -365,7 +360,7 @@ def test(args) -> int:
         code, stopped_by = _run_pass(command, root, {**os.environ, **env})
         print(f"=== {name}: {'passed' if code == 0 else 'FAILED'} in {time.perf_counter() - started:.0f} s", flush=True)
         if stopped_by:
-            print(f"\n=== stopped by {signal.Signals(stopped_by).name} during the pass on {name}; "
+            print(f"\n=== stopped by {stopped_by.name} during the pass on {name}; "
                   "no further passes were run", flush=True)
             return 128 + stopped_by
         if code != 0:

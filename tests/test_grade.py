@@ -273,6 +273,78 @@ def test_grade_in_parallel_then_regrade_from_a_zip_keeping_manual_grades(course,
 
 
 @pytest.mark.slow
+def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course, tmp_path):
+    """SIGTERM to `course grade` while a submission executes (as a job's time limit sends):
+    alice, finished, is stored and exported; bob's execution ends, kernel and all; carol is not
+    started and keeps her earlier grade; both are reported as not graded; nothing is lost."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from nbgrader.api import Gradebook
+
+    first = tmp_path / "first"
+    _write(first / "carol" / PS / NOTEBOOK, _blank(course))
+    assert grading.grade(PS, first, course, log=lambda *_: None).results[0].score == 0
+
+    inbox = tmp_path / "inbox"
+    files = {"alice": _solution(course), "bob": _prepend(_solution(course), "import time\ntime.sleep(600)\n"),
+             "carol": _solution(course)}
+    for student, data in files.items():
+        _write(inbox / student / PS / NOTEBOOK, data)
+    temporary = tmp_path / "tmp"   # the run's scratch courses and kernel files, to find what it leaves
+    temporary.mkdir()
+    log = open(tmp_path / "grade.log", "w")
+    run = subprocess.Popen([sys.executable, "-m", "course_lib.cli", "grade", PS, "--submissions", str(inbox)],
+                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                           env={**os.environ, "COURSE_ROOT": str(course), "TMPDIR": str(temporary)})
+    try:
+        for _ in range(600):   # alice is stored, so bob (who sleeps) is executing or about to
+            if (course / "feedback" / "alice").exists() or run.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert (course / "feedback" / "alice").exists(), (tmp_path / "grade.log").read_text()[-3000:]
+        run.terminate()
+        assert run.wait(timeout=120) == 128 + signal.SIGTERM
+        out = (tmp_path / "grade.log").read_text()
+        assert "3 submissions, 1 graded, 0 failed" in out and "2 not graded (stopped by SIGTERM)" in out, out
+        assert out.split("not graded, as SIGTERM stopped the run first")[1].split("grades:")[0].split()[-2:] == [
+            "bob", "carol"]
+        for _ in range(60):   # the kernels it started go with it (none of them is in its session)
+            left = [pid for pid in _processes_mentioning(str(temporary)) if pid != run.pid]
+            if not left:
+                break
+            time.sleep(0.5)
+        assert not left, f"processes left running: {left}"
+        assert not any(temporary.iterdir()), "its scratch courses were left behind"
+    finally:
+        os.killpg(run.pid, signal.SIGKILL) if run.poll() is None else None
+        for pid in _processes_mentioning(str(temporary)):
+            os.kill(pid, signal.SIGKILL)
+        log.close()
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        scores = {s.student.id: s.score for s in gradebook.assignment_submissions(PS)}
+    assert scores == {"alice": 27.0, "carol": 0.0}, "carol's earlier grade stays; bob has none"
+    for student, data in files.items():   # every hand-in is kept
+        assert (course / "submitted" / student / PS / NOTEBOOK).read_bytes() == data
+    assert any(",alice," in row for row in (course / "grades" / f"{PS}.csv").read_text().splitlines())
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """The running processes whose command line mentions ``text`` (Linux's /proc; else none)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue  # ended while we looked
+    return pids
+
+
+@pytest.mark.slow
 def test_late_submissions_get_the_courses_penalty_and_an_lms_late_marker_is_flagged(course, tmp_path):
     """From a Canvas zip (no times, bob marked LATE_) nobody counts as late and bob is flagged.
     With times (timestamp.txt), a due date set by nbgrader's own command and the course's rule

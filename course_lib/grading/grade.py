@@ -67,6 +67,11 @@ Around nbgrader, each submission is also (``Checks``):
    late penalty, with how late and the penalty), failed with the reason, flagged for manual
    review. Submission times with no due date in the gradebook get a note saying how to set one.
 
+**Stopping.** Ctrl-C, SIGTERM or SIGHUP while the submissions execute (``stopping``) starts no further
+submission and ends the running ones (nbclient shuts their kernels down); what had finished is
+stored, exported and reported as usual, and the students not reached are listed as not graded,
+their earlier grades left as they were. A second signal acts as it would have.
+
 Only step 3 writes to the real gradebook, from one thread. One ``course grade`` runs at a time in a
 course folder (``.course-grade.lock``); with a PostgreSQL gradebook, several graders (each in their
 own copy of the course folder) can grade different students into the same gradebook at once.
@@ -80,6 +85,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -91,6 +97,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
 
+from ..stopping import StopSignals
 from . import cgroups, integrity, worker
 from .pipeline import GradingError, _check_assignment, find_course_root, run_nbgrader, scratch_course
 from .repair import repair
@@ -129,6 +136,7 @@ class Result:
     repairs: list[str] = field(default_factory=list)  # what was fixed before grading
     seconds_late: float = 0.0                         # after the due date (nbgrader's count)
     late_penalty: float = 0.0                         # taken off the score by nbgrader
+    stopped: bool = False                             # not graded: the run was stopped first
 
 
 @dataclass
@@ -138,10 +146,15 @@ class GradeReport:
     notes: list[str]                 # backups made, files kept, ...
     csv: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds
+    stopped_by: str = ""             # the signal that stopped the run early ("SIGINT", ...)
 
     @property
     def graded(self) -> list[Result]:
         return [r for r in self.results if r.score is not None and not r.failed]
+
+    @property
+    def not_graded(self) -> list[Result]:
+        return [r for r in self.results if r.stopped]
 
     @property
     def failed(self) -> list[Result]:
@@ -153,13 +166,18 @@ class GradeReport:
 
     def summary(self) -> str:
         lines = [f"{self.assignment}: {len(self.results)} submissions, {len(self.graded)} graded, "
-                 f"{len(self.failed)} failed, {len(self.flagged)} flagged for manual review"]
+                 f"{len(self.failed)} failed, {len(self.flagged)} flagged for manual review"
+                 + (f", {len(self.not_graded)} not graded (stopped by {self.stopped_by})" if self.stopped_by else "")]
         lines += [f"  note: {note}" for note in self.notes]
         lines.append("graded:")
         lines += [f"  {r.student:<24} {r.score:g}/{r.max_score:g}{_lateness(r)}" for r in self.graded] or ["  none"]
         if self.failed:
             lines.append("failed:")
             lines += [f"  {r.student:<24} {r.failed}" for r in self.failed]
+        if self.not_graded:
+            lines.append(f"not graded, as {self.stopped_by} stopped the run first (earlier grades are unchanged; "
+                         "grade again to grade them):")
+            lines += [f"  {r.student}" for r in self.not_graded]
         repaired = [r for r in self.results if r.repairs]
         if repaired:
             lines.append("repaired before grading:")
@@ -531,12 +549,16 @@ def _answer(reply: str, student: str) -> dict:
 
 
 def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratch: Path,
-             skip: dict[str, set[str]], checks: Checks, sandbox_env: dict, store: Store):
+             skip: dict[str, set[str]], checks: Checks, sandbox_env: dict, store: Store,
+             stop: StopSignals):
     """Autograde the students with nbgrader in ``jobs`` scratch copies of the course at once,
     leaving out the notebooks named in ``skip`` ({student: names}). Each copy has one worker process
     (``course_lib.grading.worker``) that takes the next student from a common queue; each executed
-    submission goes to ``store`` at once. Returns ({student: folder of executed notebooks},
-    {student: why it failed}, {student: seconds})."""
+    submission goes to ``store`` at once. When ``stop`` comes, no further submission starts and
+    the worker processes are interrupted with SIGINT, as Ctrl-C would (nbgrader cancels, nbclient
+    shuts the kernel down; after SIGTERM a sandboxed kernel was left running); an answer that
+    comes after the stop (its execution perhaps cut short) counts as neither executed nor failed.
+    Returns ({student: folder of executed notebooks}, {student: why it failed}, {student: seconds})."""
     from . import sandbox
 
     base = scratch_course(root, assignment, scratch / "base")
@@ -546,6 +568,17 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
     for student in students:
         queue.put(student)
     executed, failed, seconds = {}, {}, {}
+    running: dict[int, subprocess.Popen] = {}   # worker index -> its worker process
+
+    def stop_now() -> None:
+        with contextlib.suppress(Empty):
+            while True:
+                queue.get_nowait()
+        for process in list(running.values()):
+            with contextlib.suppress(OSError):
+                process.send_signal(signal.SIGINT)
+
+    stop.on_stop(stop_now)
 
     def grade_one(course: Path, student: str, process: subprocess.Popen, answers) -> bool:
         """Stage ``student``, have the worker process grade them, and read its answer. Returns
@@ -560,6 +593,8 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
             reply = ""
         answer = _answer(reply, student)
         folder = course / "autograded" / student / assignment
+        if stop.signal:   # its execution may have been cut short: not graded in this run
+            return False
         if answer["success"] and any(folder.glob("*.ipynb")):
             checks.inspect(student, folder)
             executed[student], seconds[student] = folder, answer["seconds"]
@@ -586,7 +621,7 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
         course = scratch / f"worker{index}"
         shutil.copytree(base, course)
         with open(scratch / f"worker{index}.log", "w") as log:
-            while not queue.empty():   # a worker process that died is replaced
+            while not queue.empty() and not stop.signal:   # a worker process that died is replaced
                 # The answers come back on a pipe of their own: kernels write to the worker's
                 # stdout and stderr (the log), never to this pipe (see worker.main).
                 read_end, write_end = os.pipe()
@@ -596,7 +631,11 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
                         command, stdin=subprocess.PIPE, stdout=log, stderr=log, text=True, env=env, cwd=course,
                         pass_fds=(write_end,)) as process:
                     os.close(write_end)
+                    running[index] = process
+                    if stop.signal:   # it came while this process started
+                        process.send_signal(signal.SIGINT)
                     serve(course, process, answers)
+                    running.pop(index)
                     try:
                         process.stdin.close()
                     except BrokenPipeError:
@@ -794,7 +833,8 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         raise GradingError(f"--jobs must be 1 or more; got {jobs}")
     csv = _csv_path(csv, root, assignment)
     timings: dict[str, float] = {}
-    with _one_at_a_time(root), tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as folder:
+    with (_one_at_a_time(root), tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as folder,
+          StopSignals() as stop):   # a stop ends the execution early; the rest finishes in order
         scratch = Path(folder)
         clock = time.perf_counter()
         collected = collect(submissions, assignment, root, scratch, pattern)
@@ -816,7 +856,7 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         store = Store(root, assignment, scratch)
         try:
             executed, failed, seconds = (
-                _execute(root, assignment, readable, jobs, scratch, skip, checks, sandbox_env, store)
+                _execute(root, assignment, readable, jobs, scratch, skip, checks, sandbox_env, store, stop)
                 if readable else ({}, {}, {}))
             timings["execute"] = time.perf_counter() - clock
         finally:   # (what was executed is stored even when something went wrong)
@@ -824,9 +864,15 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
             store.finish()
             timings["store"] = time.perf_counter() - clock   # what was left after the last execution
         failed.update(store.failed)
+        stopped_by = stop.signal.name if stop.signal else ""
+        stopped = {s for s in readable if s not in executed and s not in failed} if stopped_by else set()
+        if stopped_by:
+            log(f"{assignment}: stopped by {stopped_by}; {len(stopped)} submissions not graded, "
+                "their earlier grades left as they were")
 
         clock = time.perf_counter()
-        notes += _retire_stale(root, assignment, [s for s in students if s not in executed or s in failed])
+        notes += _retire_stale(root, assignment,
+                               [s for s in students if (s not in executed or s in failed) and s not in stopped])
         log(f"{assignment}: exporting grades")
         notes += _export(root, assignment, csv, scratch)
         notes += _no_due_date(root, assignment, list(executed))
@@ -843,6 +889,7 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
             result.failed, result.score, result.max_score = failed[student], None, None
         elif student not in executed:
             result.score = result.max_score = None
+            result.stopped = student in stopped
         result.review[:0] = list(unreadable[student].values())
         extra = _not_graded(root / "submitted" / student / assignment, release)
         result.review += [f"not graded: {', '.join(extra)} (the assignment's notebooks: {expected})"] if extra else []
@@ -855,4 +902,4 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         result.review += [f"integrity scan: {f}" for f in checks.findings.get(student, [])]
         result.repairs = checks.repairs.get(student, [])
         result.seconds = seconds.get(student)
-    return GradeReport(assignment, list(results.values()), notes, csv, timings)
+    return GradeReport(assignment, list(results.values()), notes, csv, timings, stopped_by)
