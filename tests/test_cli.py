@@ -10,6 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+import processes
 from course_lib import cli
 
 
@@ -153,24 +154,11 @@ def test_lab_serves_the_course_with_nbgrader(root, tmp_path):
         assert "nbgrader" in (tmp_path / "lab.log").read_text()
         server.terminate()  # as a service manager or `docker stop` would: SIGTERM to `course lab`
         server.wait(timeout=30)
-        assert not _in_session(server.pid), "JupyterLab outlived `course lab`"
+        assert not processes.in_session(server.pid), "JupyterLab outlived `course lab`"
     finally:
-        for pid in _in_session(server.pid):
+        for pid in processes.in_session(server.pid):
             os.kill(pid, signal.SIGKILL)
         log.close()
-
-
-def _in_session(session: int) -> list[int]:
-    """The processes still running in the session ``session`` (Linux's /proc; else none)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # ended while we looked
-        if int(fields[3]) == session and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 def test_unknown_options_are_refused_except_where_passed_through(capsys):
@@ -281,12 +269,12 @@ def test_test_passes_sigterm_on_and_stops_once_pytest_has_torn_down(root, course
         run.terminate()
         assert run.wait(timeout=60) == 128 + signal.SIGTERM
         output = (course / "test.log").read_text()
-        assert not _in_session(run.pid), "pytest outlived `course test`"
+        assert not processes.in_session(run.pid), "pytest outlived `course test`"
         assert (course / "torn-down").exists(), f"the fixture was not torn down:\n{output[-2000:]}"
         assert "stopped by SIGTERM during the pass on TensorFlow; no further passes were run" in output
         assert not (course / "later-pass").exists()
     finally:
-        for pid in _in_session(run.pid):
+        for pid in processes.in_session(run.pid):
             os.kill(pid, signal.SIGKILL)
         log.close()
 

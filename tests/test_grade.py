@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import processes
 from course_lib import cli
 from course_lib.grading import grade as grading
 from course_lib.grading import sandbox
@@ -313,7 +314,7 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
         assert out.split("not graded, as SIGTERM stopped the run first")[1].split("grades:")[0].split()[-2:] == [
             "bob", "carol"]
         for _ in range(60):   # the kernels it started go with it (none of them is in its session)
-            left = [pid for pid in _processes_mentioning(str(temporary)) if pid != run.pid]
+            left = [pid for pid in processes.mentioning(str(temporary)) if pid != run.pid]
             if not left:
                 break
             time.sleep(0.5)
@@ -321,7 +322,7 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
         assert not any(temporary.iterdir()), "its scratch courses were left behind"
     finally:
         os.killpg(run.pid, signal.SIGKILL) if run.poll() is None else None
-        for pid in _processes_mentioning(str(temporary)):
+        for pid in processes.mentioning(str(temporary)):
             os.kill(pid, signal.SIGKILL)
         log.close()
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
@@ -330,18 +331,6 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
     for student, data in files.items():   # every hand-in is kept
         assert (course / "submitted" / student / PS / NOTEBOOK).read_bytes() == data
     assert any(",alice," in row for row in (course / "grades" / f"{PS}.csv").read_text().splitlines())
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """The running processes whose command line mentions ``text`` (Linux's /proc; else none)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text.encode() in cmdline.read_bytes():
-                pids.append(int(cmdline.parent.name))
-        except OSError:
-            continue  # ended while we looked
-    return pids
 
 
 @pytest.mark.slow

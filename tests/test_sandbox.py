@@ -5,7 +5,11 @@ Tests that need bubblewrap skip where it is missing or cannot run, and fail inst
 COURSE_REQUIRE_SANDBOX=1 (CI installs it).
 """
 import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +18,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+import processes
 from course_lib.grading import cgroups, sandbox
 
 MEMORY_MB = 2048
@@ -169,19 +174,39 @@ def test_wall_clock_limit_kills_an_infinite_loop(bwrap, tmp_path, monkeypatch):
         run_cells(tmp_path, monkeypatch, tmp_path, ["while True: pass"],
                   time_limit_s=15, timeout=300)
     assert time.monotonic() - start < 90
-    assert not processes_mentioning(str(tmp_path)), "the sandbox outlived its time limit"
+    assert not processes.mentioning(str(tmp_path)), "the sandbox outlived its time limit"
 
 
-def processes_mentioning(text):
-    """The ids of running processes whose command line contains ``text``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:  # it ended meanwhile
-            pass
-    return found
+@pytest.mark.parametrize("use_bwrap", [True, False], ids=["sandboxed", "unsandboxed"])
+def test_what_it_runs_dies_with_the_process_that_started_it(use_bwrap, tmp_path):
+    """A grading worker that dies (the OOM killer, a crash) takes its kernel along, instead of
+    leaving it running, and holding its memory, until the wall-clock limit (20 minutes)."""
+    if use_bwrap and sandbox.bwrap_available():
+        pytest.skip(sandbox.bwrap_available())
+    marker = f"{tmp_path}/still-running"   # in the command lines of what it starts
+    command = sandbox.sandbox_command(["sh", "-c", f"sleep 300; : {marker}"], work_dir=str(tmp_path),
+                                      time_limit_s=600, use_bwrap=use_bwrap)
+    worker = subprocess.Popen([sys.executable, "-c", f"import subprocess, time; subprocess.Popen({command!r}); "
+                               "time.sleep(600)"], start_new_session=True)
+    try:
+        def started():   # besides the worker itself, whose command line holds the command
+            return [pid for pid in processes.mentioning(marker) if pid != worker.pid]
+
+        for _ in range(120):
+            if started():
+                break
+            time.sleep(0.5)
+        assert started(), "the command never started"
+        worker.kill()   # as the OOM killer would
+        worker.wait()
+        for _ in range(60):
+            if not processes.mentioning(marker):
+                break
+            time.sleep(0.5)
+        assert not processes.mentioning(marker), "it outlived the process that started it"
+    finally:
+        for pid in processes.mentioning(marker):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_without_bwrap_grading_runs_unsandboxed_and_says_so(tmp_path, monkeypatch, capfd):
@@ -190,8 +215,9 @@ def test_without_bwrap_grading_runs_unsandboxed_and_says_so(tmp_path, monkeypatc
     monkeypatch.delenv(sandbox.REQUIRE_VARIABLE, raising=False)
     command = sandbox.sandbox_command(["python"], work_dir=str(tmp_path), memory_mb=100,
                                       time_limit_s=9)
-    assert command == ["timeout", "--signal=KILL", "9s", "prlimit", f"--data={100 << 20}",
-                       f"--fsize={100 << 20}", "--", "python"]
+    with_parent = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
+    assert command == [*with_parent, "timeout", "--signal=KILL", "9s", "prlimit", f"--data={100 << 20}",
+                       f"--fsize={100 << 20}", "--", *with_parent, "python"]
     outputs = run_cells(tmp_path, monkeypatch, tmp_path, ["print(6 * 7)"])
     assert outputs == ["42\n"]
     assert "WARNING: UNSANDBOXED GRADING. bwrap is not installed" in capfd.readouterr().err

@@ -14,6 +14,9 @@ Each grading kernel runs inside ``bwrap`` (Debian package ``bubblewrap``) with
   readable folder;
 - a memory limit (``prlimit --data``: a bigger allocation fails with ``MemoryError``) and a
   wall-clock limit on the kernel's whole life (``timeout --signal=KILL``);
+- no life beyond the process that started it (``setpriv --pdeathsig KILL``): a grading worker
+  that dies (the OOM killer, a crash) takes its kernel with it, which would otherwise run on,
+  holding its memory, until the wall-clock limit;
 - where control groups can be made (``grading.cgroups``), a limit on the number of processes
   and on the memory of all the kernel's processes together;
 - only the environment variables a kernel needs (an allowlist, :func:`kernel_environment`):
@@ -164,7 +167,7 @@ def _kernel_environment(home: str) -> dict[str, str]:
 
     ``JPY_PARENT_PID=1`` turns off ipykernel's parent poller: in the sandbox's own process
     namespace the kernel's parent is pid 1, which the poller takes for a dead parent
-    (``--die-with-parent`` does its job instead).
+    (``setpriv --pdeathsig`` and ``--die-with-parent`` do its job instead).
     """
     from course_lib.data import CACHE_VARIABLE, cache_dir
 
@@ -186,21 +189,27 @@ def sandbox_command(argv: list[str], *, work_dir: str, readable=(), writable=(),
     ``files``: {path inside: file outside}, files bound read-only at another place (under
     ``/tmp`` too: the folders around them stay writable).
     ``memory_mb`` limits the data segment (heap and anonymous memory) of every process;
-    ``time_limit_s`` kills the whole sandbox after that many seconds. ``use_bwrap`` None
+    ``time_limit_s`` kills the whole sandbox after that many seconds; and it is killed when the
+    process that runs the command line dies. ``use_bwrap`` None
     means: where :func:`bwrap_available`; without bwrap only the two limits apply.
     ``keep_writes`` False (a grading kernel): ``work_dir`` becomes a tmpfs of ``WORK_DIR_MB``
     with its files bound read-only inside, so what the process writes there stays within that
     size and is gone when it ends.
     """
-    limits, command = [], []  # prlimit (util-linux) and timeout (coreutils) are on every Linux
+    # prlimit and setpriv (util-linux) and timeout (coreutils) are on every Linux
+    limits, time_limit = [], []
     if memory_mb and shutil.which("prlimit"):
         limits = ["prlimit", f"--data={memory_mb << 20}", f"--fsize={memory_mb << 20}", "--"]
     if time_limit_s and shutil.which("timeout"):
-        command = ["timeout", "--signal=KILL", f"{time_limit_s}s"]
+        time_limit = ["timeout", "--signal=KILL", f"{time_limit_s}s"]
+    # Each process dies with its parent: setpriv's parent-death signal for timeout and, without
+    # bwrap, for argv under it; bwrap's own --die-with-parent inside.
+    with_parent = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
+    command = with_parent + time_limit
     if use_bwrap is None:
         use_bwrap = bwrap_available() is None
     if not use_bwrap:
-        return command + limits + list(argv)
+        return command + limits + (with_parent if time_limit else []) + list(argv)
 
     work_dir = os.path.abspath(work_dir)
     home = "/tmp/home"
