@@ -206,7 +206,7 @@ def grade(args) -> int:
         return 1
     print(report.summary())
     if report.stopped_by:
-        return 128 + signal.Signals[report.stopped_by]
+        return 128 + report.stopped_by
     return 1 if report.failed else 0
 
 

@@ -1,4 +1,6 @@
-"""What tests use to find the processes something left running (Linux's /proc; elsewhere none)."""
+"""What tests use to find the processes something left running (Linux's /proc; elsewhere none),
+and to wait for what another process does."""
+import time
 from pathlib import Path
 
 
@@ -22,3 +24,12 @@ def mentioning(text: str) -> list[int]:
 def in_session(session: int) -> list[int]:
     """The processes in the session ``session`` (its leader's pid, as ``start_new_session`` made it)."""
     return [pid for pid, fields, _ in _running() if int(fields[3]) == session]
+
+
+def wait_until(condition, seconds: float):
+    """Poll ``condition()`` twice a second until it is true or ``seconds`` have passed; return
+    its last value (a bound on waiting, not a measurement: the caller asserts the value)."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return value

@@ -4,7 +4,6 @@ import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -238,7 +237,6 @@ def test_test_passes_sigterm_on_and_stops_once_pytest_has_torn_down(root, course
     runs, which tears its fixtures down as on Ctrl-C (the course's conftest.py); `course test`
     waits for it, starts no further pass and exits 128 + 15. Before, pytest was left running."""
     import shutil
-    import time
 
     shutil.copy(root / "conftest.py", course / "conftest.py")
     (course / "tests").mkdir()
@@ -261,11 +259,8 @@ def test_test_passes_sigterm_on_and_stops_once_pytest_has_torn_down(root, course
     run = subprocess.Popen(command, cwd=course, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                            env={**os.environ, "COURSE_ROOT": str(course)})
     try:
-        for _ in range(240):
-            if (course / "started").exists() or run.poll() is not None:
-                break
-            time.sleep(0.5)
-        assert (course / "started").exists(), (course / "test.log").read_text()[-2000:]
+        started = processes.wait_until(lambda: (course / "started").exists() or run.poll() is not None, 120)
+        assert started and (course / "started").exists(), (course / "test.log").read_text()[-2000:]
         run.terminate()
         assert run.wait(timeout=60) == 128 + signal.SIGTERM
         output = (course / "test.log").read_text()

@@ -282,7 +282,6 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
     import signal
     import subprocess
     import sys
-    import time
 
     from nbgrader.api import Gradebook
 
@@ -302,10 +301,8 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                            env={**os.environ, "COURSE_ROOT": str(course), "TMPDIR": str(temporary)})
     try:
-        for _ in range(600):   # alice is stored, so bob (who sleeps) is executing or about to
-            if (course / "feedback" / "alice").exists() or run.poll() is not None:
-                break
-            time.sleep(0.5)
+        # alice is stored, so bob (who sleeps) is executing or about to
+        processes.wait_until(lambda: (course / "feedback" / "alice").exists() or run.poll() is not None, 300)
         assert (course / "feedback" / "alice").exists(), (tmp_path / "grade.log").read_text()[-3000:]
         run.terminate()
         assert run.wait(timeout=120) == 128 + signal.SIGTERM
@@ -313,15 +310,13 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
         assert "3 submissions, 1 graded, 0 failed" in out and "2 not graded (stopped by SIGTERM)" in out, out
         assert out.split("not graded, as SIGTERM stopped the run first")[1].split("grades:")[0].split()[-2:] == [
             "bob", "carol"]
-        for _ in range(60):   # the kernels it started go with it (none of them is in its session)
-            left = [pid for pid in processes.mentioning(str(temporary)) if pid != run.pid]
-            if not left:
-                break
-            time.sleep(0.5)
-        assert not left, f"processes left running: {left}"
+        # the kernels it started go with it (none of them is in its session)
+        gone = processes.wait_until(lambda: not processes.mentioning(str(temporary)), 30)
+        assert gone, f"processes left running: {processes.mentioning(str(temporary))}"
         assert not any(temporary.iterdir()), "its scratch courses were left behind"
     finally:
-        os.killpg(run.pid, signal.SIGKILL) if run.poll() is None else None
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
         for pid in processes.mentioning(str(temporary)):
             os.kill(pid, signal.SIGKILL)
         log.close()

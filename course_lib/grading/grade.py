@@ -146,7 +146,7 @@ class GradeReport:
     notes: list[str]                 # backups made, files kept, ...
     csv: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds
-    stopped_by: str = ""             # the signal that stopped the run early ("SIGINT", ...)
+    stopped_by: signal.Signals | None = None   # the signal that stopped the run early
 
     @property
     def graded(self) -> list[Result]:
@@ -165,9 +165,9 @@ class GradeReport:
         return [r for r in self.results if r.review]
 
     def summary(self) -> str:
+        stopped = f", {len(self.not_graded)} not graded (stopped by {self.stopped_by.name})" if self.stopped_by else ""
         lines = [f"{self.assignment}: {len(self.results)} submissions, {len(self.graded)} graded, "
-                 f"{len(self.failed)} failed, {len(self.flagged)} flagged for manual review"
-                 + (f", {len(self.not_graded)} not graded (stopped by {self.stopped_by})" if self.stopped_by else "")]
+                 f"{len(self.failed)} failed, {len(self.flagged)} flagged for manual review{stopped}"]
         lines += [f"  note: {note}" for note in self.notes]
         lines.append("graded:")
         lines += [f"  {r.student:<24} {r.score:g}/{r.max_score:g}{_lateness(r)}" for r in self.graded] or ["  none"]
@@ -175,7 +175,7 @@ class GradeReport:
             lines.append("failed:")
             lines += [f"  {r.student:<24} {r.failed}" for r in self.failed]
         if self.not_graded:
-            lines.append(f"not graded, as {self.stopped_by} stopped the run first (earlier grades are unchanged; "
+            lines.append(f"not graded, as {self.stopped_by.name} stopped the run first (earlier grades are unchanged; "
                          "grade again to grade them):")
             lines += [f"  {r.student}" for r in self.not_graded]
         repaired = [r for r in self.results if r.repairs]
@@ -591,10 +591,10 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
             reply = answers.readline()
         except BrokenPipeError:
             reply = ""
-        answer = _answer(reply, student)
-        folder = course / "autograded" / student / assignment
         if stop.signal:   # its execution may have been cut short: not graded in this run
             return False
+        answer = _answer(reply, student)
+        folder = course / "autograded" / student / assignment
         if answer["success"] and any(folder.glob("*.ipynb")):
             checks.inspect(student, folder)
             executed[student], seconds[student] = folder, answer["seconds"]
@@ -857,17 +857,16 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         try:
             executed, failed, seconds = (
                 _execute(root, assignment, readable, jobs, scratch, skip, checks, sandbox_env, store, stop)
-                if readable else ({}, {}, {}))
+                if readable and not stop.signal else ({}, {}, {}))
             timings["execute"] = time.perf_counter() - clock
         finally:   # (what was executed is stored even when something went wrong)
             clock = time.perf_counter()
             store.finish()
             timings["store"] = time.perf_counter() - clock   # what was left after the last execution
         failed.update(store.failed)
-        stopped_by = stop.signal.name if stop.signal else ""
-        stopped = {s for s in readable if s not in executed and s not in failed} if stopped_by else set()
-        if stopped_by:
-            log(f"{assignment}: stopped by {stopped_by}; {len(stopped)} submissions not graded, "
+        stopped = {s for s in readable if s not in executed and s not in failed} if stop.signal else set()
+        if stop.signal:
+            log(f"{assignment}: stopped by {stop.signal.name}; {len(stopped)} submissions not graded, "
                 "their earlier grades left as they were")
 
         clock = time.perf_counter()
@@ -902,4 +901,4 @@ def grade(assignment: str, submissions: Path, root: Path | None = None, *, jobs:
         result.review += [f"integrity scan: {f}" for f in checks.findings.get(student, [])]
         result.repairs = checks.repairs.get(student, [])
         result.seconds = seconds.get(student)
-    return GradeReport(assignment, list(results.values()), notes, csv, timings, stopped_by)
+    return GradeReport(assignment, list(results.values()), notes, csv, timings, stop.signal)
