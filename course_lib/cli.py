@@ -179,10 +179,15 @@ def verify(args) -> int:
         os.environ["COURSE_PROFILE"] = args.profile
     ok = True
     try:
-        for name in _assignments(args, root):
-            report = prove(name, root, jobs=args.jobs)
-            print(report.table(), flush=True)
-            ok &= report.passed
+        with StopSignals() as stop:   # Ctrl-C, SIGTERM, SIGHUP: nbgrader interrupted, scratch removed
+            for name in _assignments(args, root):
+                report = prove(name, root, jobs=args.jobs, stop=stop)
+                print(report.table(), flush=True)
+                if report.stopped_by:
+                    print(f"course verify: stopped by {report.stopped_by.name}; no further assignment "
+                          "was verified", file=sys.stderr)
+                    return 128 + report.stopped_by
+                ok &= report.passed
     except GradingError as error:
         print(f"course verify: {error}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+import processes
 from course_lib.grading import CheckFailed, expect, expect_close, expect_shape
 from course_lib.grading import pipeline
 
@@ -153,6 +154,34 @@ def test_stderr_noise_pattern_spares_real_errors(root):
     assert config.Execute.timeout >= 60 and config.Execute.kernel_name == "python3"
 
 
+def _graded_cell(source: str, grade_id: str, points: int | None = None):
+    """A code cell as nbgrader marks it: a solution cell, or (with ``points``) a test cell."""
+    from nbformat.v4 import new_code_cell
+
+    cell = new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade_id": grade_id, "grade": points is not None, "locked": points is not None,
+                                 "solution": points is None, "schema_version": 3, "task": False}
+    if points is not None:
+        cell.metadata["nbgrader"]["points"] = points
+    return cell
+
+
+def _one_notebook_course(root, course, cells):
+    """A course at ``course`` with the course's nbgrader_config.py and one assignment, ps0, whose
+    one notebook has ``cells``."""
+    import shutil
+
+    import nbformat
+    from nbformat.v4 import new_notebook
+
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (course / "source" / "ps0").mkdir(parents=True)
+    shutil.copy(root / "nbgrader_config.py", course / "nbgrader_config.py")
+    nbformat.write(nb, course / "source" / "ps0" / "ps0.ipynb")
+    return course
+
+
 @pytest.mark.slow
 def test_library_noise_on_stderr_does_not_zero_a_passing_test_cell(root, tmp_path):
     """A real `nbgrader autograde` with the course's nbgrader_config.py: a test cell that passes
@@ -160,30 +189,15 @@ def test_library_noise_on_stderr_does_not_zero_a_passing_test_cell(root, tmp_pat
     one still scores 0."""
     import shutil
 
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    def cell(source, grade_id, points=None):
-        c = new_code_cell(source)
-        c.metadata["nbgrader"] = {"grade_id": grade_id, "grade": points is not None, "locked": points is not None,
-                                  "solution": points is None, "schema_version": 3, "task": False}
-        if points is not None:
-            c.metadata["nbgrader"]["points"] = points
-        return c
-
     noisy = ("import sys, warnings\n"
              "print('I0000 00:00:1795762901.240628    2216 cpu_feature_guard.cc:227] This TensorFlow binary', file=sys.stderr, flush=True)\n"
              "print('WARNING:absl:Compiled the loaded model, but the compiled metrics have yet to be built.', file=sys.stderr, flush=True)\n"
              "warnings.warn('a library being chatty', UserWarning)\n"
              "assert answer() == 42\n")
-    nb = new_notebook(cells=[cell("def answer():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", "answer"),
-                             cell(noisy, "test_noisy", 2),
-                             cell("assert answer() == 41, 'wrong on purpose'", "test_failing", 1)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    course = tmp_path / "course"
-    (course / "source" / "ps0").mkdir(parents=True)
-    shutil.copy(root / "nbgrader_config.py", course / "nbgrader_config.py")
-    nbformat.write(nb, course / "source" / "ps0" / "ps0.ipynb")
+    course = _one_notebook_course(root, tmp_path / "course", [
+        _graded_cell("def answer():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", "answer"),
+        _graded_cell(noisy, "test_noisy", 2),
+        _graded_cell("assert answer() == 41, 'wrong on purpose'", "test_failing", 1)])
     pipeline.run_nbgrader(["generate_assignment", "ps0", "--force"], course)
     (course / "submitted" / "alice" / "ps0").mkdir(parents=True)
     shutil.copy(course / "source" / "ps0" / "ps0.ipynb", course / "submitted" / "alice" / "ps0")
@@ -191,6 +205,53 @@ def test_library_noise_on_stderr_does_not_zero_a_passing_test_cell(root, tmp_pat
     scores = pipeline._scores(course, "ps0", ["alice"])["alice"]
     assert scores["ps0:test_noisy"] == (2.0, 2.0)
     assert scores["ps0:test_failing"] == (0.0, 1.0)
+
+
+@pytest.mark.slow
+def test_a_stopped_verify_ends_its_nbgrader_runs_and_leaves_nothing_behind(root, tmp_path):
+    """SIGTERM to `course verify` (a CI job's time limit) while a submission executes: its nbgrader
+    run ends, kernel and all, the scratch copy of the course is removed, and it exits with 143
+    saying nothing was proved. (It used to die at once, its nbgrader runs going on to the end.)"""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from nbformat.v4 import new_code_cell
+
+    executing = tmp_path / "executing"   # the kernel got there: it runs the notebook (started in full)
+    course = _one_notebook_course(root, tmp_path / "course", [   # every submission sleeps here
+        new_code_cell(f"import pathlib, time\npathlib.Path({str(executing)!r}).touch()\ntime.sleep(600)"),
+        _graded_cell("def answer():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", "answer"),
+        _graded_cell("assert answer() == 42", "test_answer", 1)])
+    (course / "tests" / "mutants").mkdir(parents=True)
+    (course / "tests" / "mutants" / "ps0.py").write_text(
+        "from course_lib.grading.pipeline import Mutant\n"
+        "MUTANTS = [Mutant('off', 'answer', 'return 42', 'return 41', 'off by one')]\n")
+    temporary = tmp_path / "tmp"   # its scratch course, and its kernels' connection files
+    temporary.mkdir()
+    log = open(tmp_path / "verify.log", "w")
+    run = subprocess.Popen([sys.executable, "-m", "course_lib.cli", "verify", "ps0", "--jobs", "1"],
+                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                           env={**os.environ, "COURSE_ROOT": str(course), "TMPDIR": str(temporary)})
+    try:
+        processes.wait_until(lambda: executing.exists() or run.poll() is not None, 120)
+        assert executing.exists() and run.poll() is None, (tmp_path / "verify.log").read_text()[-3000:]
+        run.terminate()
+        assert run.wait(timeout=120) == 128 + signal.SIGTERM, (tmp_path / "verify.log").read_text()[-3000:]
+        out = (tmp_path / "verify.log").read_text()
+        assert "stopped by SIGTERM before the proof finished: nothing proved" in out, out
+        assert "no further assignment was verified" in out, out
+        gone = processes.wait_until(lambda: not processes.mentioning(str(temporary)), 30)
+        assert gone, f"processes left running: {processes.mentioning(str(temporary))}"
+        assert not processes.in_session(run.pid)
+        assert not any(temporary.iterdir()), "its scratch course was left behind"
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        for pid in processes.mentioning(str(tmp_path)):
+            os.kill(pid, signal.SIGKILL)
+        log.close()
 
 
 # --- course grade: its pieces -------------------------------------------------------------------

@@ -56,3 +56,47 @@ def test_outside_the_main_thread_it_changes_nothing():
     thread.start()
     thread.join()
     assert seen == [True]
+
+
+# A child that counts the SIGINTs it gets (KeyboardInterrupt each) until its stdin closes.
+COUNT_INTERRUPTS = """
+import signal, sys
+count = 0
+def interrupted(number, frame):
+    global count
+    count += 1
+signal.signal(signal.SIGINT, interrupted)
+print("ready", flush=True)
+sys.stdin.read()
+print(count, flush=True)
+"""
+
+
+def _interrupts(stop_with: signal.Signals, register_before: bool) -> int:
+    """How many SIGINTs a child registered with ``interrupt_on_stop`` gets when ``stop_with`` comes
+    (with the child registered before the stop, or after it)."""
+    import subprocess
+    import sys
+
+    with subprocess.Popen([sys.executable, "-c", COUNT_INTERRUPTS], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout.readline() == "ready\n"
+        with StopSignals() as stop:
+            if register_before:
+                stop.interrupt_on_stop(child)
+            os.kill(os.getpid(), stop_with)
+            if not register_before:
+                stop.interrupt_on_stop(child)
+            stop._actions[-1]()   # the action run again (a race with another thread): still sent once
+        out, _ = child.communicate("")
+    return int(out)
+
+
+@pytest.mark.parametrize("register_before", [True, False], ids=["registered before", "registered after"])
+def test_a_process_is_interrupted_once_on_sigterm_or_sighup(register_before):
+    assert _interrupts(signal.SIGTERM, register_before) == 1
+    assert _interrupts(signal.SIGHUP, register_before) == 1
+
+
+def test_after_ctrl_c_nothing_more_is_sent_as_the_terminal_sent_it_to_all():
+    assert _interrupts(signal.SIGINT, register_before=True) == 0

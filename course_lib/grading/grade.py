@@ -555,9 +555,9 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
     leaving out the notebooks named in ``skip`` ({student: names}). Each copy has one worker process
     (``course_lib.grading.worker``) that takes the next student from a common queue; each executed
     submission goes to ``store`` at once. When ``stop`` comes, no further submission starts and
-    the worker processes are interrupted with SIGINT, as Ctrl-C would (nbgrader cancels, nbclient
-    shuts the kernel down; after SIGTERM a sandboxed kernel was left running); an answer that
-    comes after the stop (its execution perhaps cut short) counts as neither executed nor failed.
+    the worker processes are interrupted (``StopSignals.interrupt_on_stop``: SIGINT, as Ctrl-C
+    would; after SIGTERM a sandboxed kernel was left running); an answer that comes after the stop
+    (its execution perhaps cut short) counts as neither executed nor failed.
     Returns ({student: folder of executed notebooks}, {student: why it failed}, {student: seconds})."""
     from . import sandbox
 
@@ -568,17 +568,13 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
     for student in students:
         queue.put(student)
     executed, failed, seconds = {}, {}, {}
-    running: dict[int, subprocess.Popen] = {}   # worker index -> its worker process
 
-    def stop_now() -> None:
+    def start_no_further() -> None:
         with contextlib.suppress(Empty):
             while True:
                 queue.get_nowait()
-        for process in list(running.values()):
-            with contextlib.suppress(OSError):
-                process.send_signal(signal.SIGINT)
 
-    stop.on_stop(stop_now)
+    stop.on_stop(start_no_further)
 
     def grade_one(course: Path, student: str, process: subprocess.Popen, answers) -> bool:
         """Stage ``student``, have the worker process grade them, and read its answer. Returns
@@ -631,11 +627,8 @@ def _execute(root: Path, assignment: str, students: list[str], jobs: int, scratc
                         command, stdin=subprocess.PIPE, stdout=log, stderr=log, text=True, env=env, cwd=course,
                         pass_fds=(write_end,)) as process:
                     os.close(write_end)
-                    running[index] = process
-                    if stop.signal:   # it came while this process started
-                        process.send_signal(signal.SIGINT)
+                    stop.interrupt_on_stop(process)
                     serve(course, process, answers)
-                    running.pop(index)
                     try:
                         process.stdin.close()
                     except BrokenPipeError:

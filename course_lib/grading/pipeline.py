@@ -10,7 +10,9 @@ generate_assignment``. ``verify`` proves an assignment in a scratch copy of the 
 
 All grading goes through ``nbgrader autograde`` exactly as for students, in a scratch copy of
 the course with its own gradebook (``scratch_course``); nothing in the course directory or its
-gradebook (submissions, grades) is touched.
+gradebook (submissions, grades) is touched. Given a ``StopSignals`` (``course verify`` does), a
+Ctrl-C, SIGTERM or SIGHUP interrupts the nbgrader runs, kernels and all, and ``verify`` returns a
+report that proves nothing (``Report.stopped_by``), its scratch copy removed.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import json
 import os
 import runpy
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..stopping import StopSignals
 from . import worker
 
 CONFIG_FILE = "nbgrader_config.py"
@@ -79,12 +83,15 @@ class Outcome:
 class Report:
     assignment: str
     outcomes: list[Outcome]
+    stopped_by: signal.Signals | None = None   # the signal that stopped the proof: nothing proved
 
     @property
     def passed(self) -> bool:
-        return all(o.passed for o in self.outcomes)
+        return not self.stopped_by and all(o.passed for o in self.outcomes)
 
     def table(self) -> str:
+        if self.stopped_by:
+            return f"{self.assignment}\n  stopped by {self.stopped_by.name} before the proof finished: nothing proved"
         width = max(len(o.submission) for o in self.outcomes)
         lines = [f"{self.assignment}", f"  {'submission':<{width}}  {'score':>11}  {'must':<22}  result"]
         for o in self.outcomes:
@@ -128,16 +135,21 @@ def _notebooks(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.ipynb"))
 
 
-def run_nbgrader(args: list[str], root: Path, *, check: bool = True) -> str:
+def run_nbgrader(args: list[str], root: Path, *, check: bool = True, stop: StopSignals | None = None) -> str:
     """Run one nbgrader command on the course at ``root``; return its log.
 
-    With ``check``, a non-zero exit or an ERROR in the log raises ``GradingError``.
+    With ``check``, a non-zero exit or an ERROR in the log raises ``GradingError``. With
+    ``stop``, the command is interrupted when the stop comes (``StopSignals.interrupt_on_stop``),
+    and then its exit is no error: the caller, seeing ``stop.signal``, knows it was cut short.
     """
     worker.put_nbgrader_scripts_on_path()
     command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
-    log = result.stdout + result.stderr
-    if check and (result.returncode != 0 or "| ERROR]" in log):
+    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        if stop:
+            stop.interrupt_on_stop(process)
+        stdout, stderr = process.communicate()
+    log = stdout + stderr
+    if check and not (stop and stop.signal) and (process.returncode != 0 or "| ERROR]" in log):
         tail = "\n".join(log.strip().splitlines()[-25:])
         raise GradingError(f"`nbgrader {' '.join(args)}` failed in {root}:\n{tail}")
     return log
@@ -256,11 +268,13 @@ def _scores(course: Path, assignment: str, students: list[str]) -> dict[str, dic
     return found
 
 
-def _autograde(base: Path, assignment: str, batches: list[dict[str, dict]]):
+def _autograde(base: Path, assignment: str, batches: list[dict[str, dict]], stop: StopSignals | None):
     """Autograde each batch of submissions {student: {notebook name: notebook}} in its own
     copy of the course, in parallel; return the scores and the ERROR lines nbgrader logged."""
     def grade(index_batch):
         index, batch = index_batch
+        if stop and stop.signal:
+            return {}, []
         course = base.parent / f"worker{index}"
         shutil.copytree(base, course)
         for student, notebooks in batch.items():
@@ -269,7 +283,7 @@ def _autograde(base: Path, assignment: str, batches: list[dict[str, dict]]):
         # (each kernel killed when its last cell has run, as course grade does: same grades,
         # without the seconds of CPU a graceful exit after importing TensorFlow costs)
         log = run_nbgrader(["autograde", assignment, "--force", "--Execute.shutdown_kernel=immediate"],
-                           course, check=False)
+                           course, check=False, stop=stop)
         found = _scores(course, assignment, list(batch))
         errors = [line for line in log.splitlines() if "| ERROR]" in line]
         return found, errors
@@ -283,16 +297,20 @@ def _autograde(base: Path, assignment: str, batches: list[dict[str, dict]]):
     return scores, errors
 
 
-def verify(assignment: str, root: Path | None = None, *, jobs: int = 2, log=print) -> Report:
+def verify(assignment: str, root: Path | None = None, *, jobs: int = 2, log=print,
+           stop: StopSignals | None = None) -> Report:
     """Prove one assignment (see the module docstring). Returns the report; never raises on a
-    failed proof, only when the assignment cannot be graded at all."""
+    failed proof, only when the assignment cannot be graded at all. When ``stop`` comes, the
+    nbgrader runs are interrupted and the report says so (``stopped_by``) and proves nothing."""
     root = root or find_course_root()
     _check_assignment(root, assignment)
     mutants = load_mutants(assignment, root)
     with tempfile.TemporaryDirectory(prefix=f"verify-{assignment}-") as scratch:
         base = scratch_course(root, assignment, Path(scratch) / "course")
         log(f"{assignment}: generating the release")
-        run_nbgrader(["generate_assignment", assignment, "--force"], base)
+        run_nbgrader(["generate_assignment", assignment, "--force"], base, stop=stop)
+        if stop and stop.signal:
+            return Report(assignment, [], stopped_by=stop.signal)
         stale = stale_release_files(assignment, root, base / "release" / assignment)
 
         solution = {p.name: json.loads(p.read_text()) for p in _notebooks(base / "source" / assignment)}
@@ -313,7 +331,9 @@ def verify(assignment: str, root: Path | None = None, *, jobs: int = 2, log=prin
         batches = [{s: submissions[s] for s in students[i::jobs]} for i in range(jobs)]
         log(f"{assignment}: autograding {len(submissions)} submissions with nbgrader "
             f"({jobs} at a time)")
-        scores, errors = _autograde(base, assignment, batches)
+        scores, errors = _autograde(base, assignment, batches, stop)
+    if stop and stop.signal:
+        return Report(assignment, [], stopped_by=stop.signal)
 
     outcomes = [Outcome("release/ is current", "match source/", passed=not stale,
                         detail=("stale: " + ", ".join(stale) + "; run `course release "
