@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -278,8 +279,13 @@ def lab(args) -> int:
 
 JAX_ENVIRONMENT = "build/jax-env"  # a virtual environment with JAX and no TensorFlow
 OLDEST_ENVIRONMENT = "build/oldest-env"  # the same at the oldest versions pyproject.toml allows
+OLDEST_TENSORFLOW_ENVIRONMENT = "build/oldest-tf-env"  # TensorFlow and no JAX, at those versions
+ENVIRONMENTS = {("jax", False): JAX_ENVIRONMENT, ("jax", True): OLDEST_ENVIRONMENT,
+                ("tensorflow", True): OLDEST_TENSORFLOW_ENVIRONMENT}   # (backend, oldest) -> folder
 OLDEST_VERSIONS = "constraints/oldest.txt"  # those versions, pinned
 OLDEST_VERSIONS_PYTHONS = ((3, 10), (3, 11))  # the Pythons its pins have wheels for
+# TensorFlow's pin is tensorflow-cpu, what the tensorflow extra installs on Linux x86_64 only.
+TENSORFLOW_PIN_APPLIES = sys.platform == "linux" and platform.machine() == "x86_64"
 
 
 def oldest_versions(root: Path) -> dict[str, str]:
@@ -293,32 +299,35 @@ def oldest_versions(root: Path) -> dict[str, str]:
     return pins
 
 
-def jax_environment(root: Path, *, oldest: bool = False, log=print) -> Path:
-    """The Python of a virtual environment with course_lib on JAX and TensorFlow *not*
-    installed, as on Colab's TPU runtimes; made (a few minutes) when missing or out of date.
-    At ``build/jax-env`` with the newest versions pip finds; with ``oldest``, at
-    ``build/oldest-env`` with the versions pinned in ``constraints/oldest.txt``."""
-    folder = root / (OLDEST_ENVIRONMENT if oldest else JAX_ENVIRONMENT)
+def backend_environment(root: Path, backend: str = "jax", *, oldest: bool = False, log=print) -> Path:
+    """The Python of a virtual environment with course_lib on ``backend`` ("jax" or "tensorflow")
+    and the other backend *not* installed (JAX without TensorFlow, as on Colab's TPU runtimes);
+    made (a few minutes) when missing or out of date. JAX at the newest versions pip finds at
+    ``build/jax-env``; with ``oldest``, at the versions pinned in ``constraints/oldest.txt``, JAX
+    at ``build/oldest-env`` and TensorFlow at ``build/oldest-tf-env``."""
+    folder = root / ENVIRONMENTS[backend, oldest]
+    other = "tensorflow" if backend == "jax" else "jax"
+    names = {"jax": "JAX", "tensorflow": "TensorFlow"}
     python = folder / "bin" / "python"
     pins = {}
-    if oldest:  # TensorFlow's pin is there for its floor only: this environment has no TensorFlow
-        pins = {name: pin for name, pin in oldest_versions(root).items() if not name.startswith("tensorflow")}
-    check = ("import course_lib, jax, nbval, sys; from importlib.metadata import version; "
+    if oldest:  # the other backend's pins (jax, jaxlib; tensorflow-cpu) are for its own environment
+        pins = {name: pin for name, pin in oldest_versions(root).items() if not name.startswith(other)}
+    check = (f"import course_lib, {backend}, nbval, sys; from importlib.metadata import version; "
              f"sys.exit(any(version(name) != pin for name, pin in {pins!r}.items()))")
     if python.exists() and subprocess.call([str(python), "-c", check], cwd=root, stderr=subprocess.DEVNULL) == 0:
         return python
-    what = "the oldest versions allowed" if oldest else "the newest versions"
-    log(f"making {folder} (JAX, no TensorFlow, {what}) with pip ...")
+    what = f"{names[backend]} without {names[other]}, at {'the oldest versions allowed' if oldest else 'the newest versions'}"
+    log(f"making {folder} ({what}) with pip ...")
     constraints = ["--constraint", str(root / OLDEST_VERSIONS)] if oldest else []
     steps = [[sys.executable, "-m", "venv", "--clear", str(folder)],
-             [str(python), "-m", "pip", "install", "--quiet", *constraints, "-e", f"{root}[jax,lab,test]"]]
+             [str(python), "-m", "pip", "install", "--quiet", *constraints, "-e", f"{root}[{backend},lab,test]"]]
     for step in steps:
         if subprocess.call(step, cwd=root) != 0:
             skip = "--skip-oldest-environment" if oldest else "--skip-jax-environment"
-            raise SystemExit(f"course test: could not make the TensorFlow-free JAX environment ({' '.join(step)} "
-                             f"failed). It needs the package index once; or pass {skip}.")
-    if subprocess.call([str(python), "-c", "import tensorflow"], stderr=subprocess.DEVNULL) == 0:
-        raise SystemExit(f"course test: {folder} has TensorFlow installed; delete the folder and run again")
+            raise SystemExit(f"course test: could not make {folder} ({what}): {' '.join(step)} "
+                             f"failed. It needs the package index once; or pass {skip}.")
+    if subprocess.call([str(python), "-c", f"import {other}"], stderr=subprocess.DEVNULL) == 0:
+        raise SystemExit(f"course test: {folder} has {names[other]} installed; delete the folder and run again")
     return python
 
 
@@ -342,21 +351,29 @@ def _run_pass(command: list[str], root: Path, env: dict) -> tuple[int, signal.Si
 
 def test(args) -> int:
     """Every test on TensorFlow; then, in an environment without TensorFlow, the course_lib
-    unit tests and every lecture notebook on JAX; then the unit tests again on JAX at the oldest
-    versions ``pyproject.toml`` allows (what a student's or Colab's older install would have)."""
+    unit tests and every lecture notebook on JAX; then the unit tests again at the oldest versions
+    ``pyproject.toml`` allows (what a student's or Colab's older install would have), on JAX and
+    on TensorFlow, each in an environment of its own."""
     root = _root()
-    # Each pass names its Python lazily: a JAX environment is made only when its pass starts.
+    # Each pass names its Python lazily: an environment is made only when its pass starts.
     runs = [("TensorFlow", lambda: sys.executable, [], {"KERAS_BACKEND": "tensorflow"})]
     if not args.skip_jax_environment:
-        runs.append(("JAX without TensorFlow", lambda: str(jax_environment(root)),
+        runs.append(("JAX without TensorFlow", lambda: str(backend_environment(root, "jax")),
                      ["-m", "not slow or lecture"], {"KERAS_BACKEND": "jax"}))
         if not args.skip_oldest_environment:
-            if tuple(sys.version_info[:2]) in OLDEST_VERSIONS_PYTHONS:
-                runs.append(("JAX at the oldest versions", lambda: str(jax_environment(root, oldest=True)),
-                             ["-m", "not slow"], {"KERAS_BACKEND": "jax"}))
-            else:
+            if tuple(sys.version_info[:2]) not in OLDEST_VERSIONS_PYTHONS:
                 print(f"course test: no pass at the oldest versions on Python {sys.version.split()[0]}: "
                       f"{OLDEST_VERSIONS} pins releases built for Python 3.10 and 3.11 only")
+            else:
+                runs.append(("JAX at the oldest versions", lambda: str(backend_environment(root, "jax", oldest=True)),
+                             ["-m", "not slow"], {"KERAS_BACKEND": "jax"}))
+                if TENSORFLOW_PIN_APPLIES:
+                    runs.append(("TensorFlow at the oldest versions",
+                                 lambda: str(backend_environment(root, "tensorflow", oldest=True)),
+                                 ["-m", "not slow"], {"KERAS_BACKEND": "tensorflow"}))
+                else:
+                    print("course test: no pass on TensorFlow at the oldest versions here: its pin in "
+                          f"{OLDEST_VERSIONS}, tensorflow-cpu, is what Linux x86_64 installs")
     failed = []
     for name, python, options, env in runs:
         command = [python(), "-m", "pytest", *options, *args.extra]
@@ -433,13 +450,14 @@ def main(argv=None) -> int:
     p.set_defaults(handler=lab, passes_through=True)
 
     p = commands.add_parser("test", help="every test on TensorFlow, then course_lib and the lecture notebooks on "
-                                         "JAX without TensorFlow, then course_lib on JAX at the oldest versions "
-                                         "allowed (other options go to pytest)")
+                                         "JAX without TensorFlow, then course_lib on JAX and on TensorFlow at "
+                                         "the oldest versions allowed (other options go to pytest)")
     p.add_argument("--skip-jax-environment", action="store_true",
-                   help=f"only the TensorFlow pass (the JAX passes need {JAX_ENVIRONMENT} and "
-                        f"{OLDEST_ENVIRONMENT}, made with pip)")
+                   help=f"only the first pass (the others need {JAX_ENVIRONMENT}, {OLDEST_ENVIRONMENT} and "
+                        f"{OLDEST_TENSORFLOW_ENVIRONMENT}, made with pip)")
     p.add_argument("--skip-oldest-environment", action="store_true",
-                   help=f"no pass at the oldest versions allowed ({OLDEST_VERSIONS}, in {OLDEST_ENVIRONMENT})")
+                   help=f"no passes at the oldest versions allowed ({OLDEST_VERSIONS}, in {OLDEST_ENVIRONMENT} "
+                        f"and {OLDEST_TENSORFLOW_ENVIRONMENT})")
     p.set_defaults(handler=test, passes_through=True)
 
     args, extra = parser.parse_known_args(argv)

@@ -202,23 +202,29 @@ def test_test_runs_tensorflow_then_jax_without_tensorflow_then_the_oldest_versio
         calls.append((command, env["KERAS_BACKEND"]))
         return (1 if "-x" in command and env["KERAS_BACKEND"] == "jax" else 0), None
 
-    def jax_environment(root, oldest=False):
-        calls.append((f"made {'oldest' if oldest else 'jax'}-env", None))
-        return course / f"{'oldest' if oldest else 'jax'}-env" / "bin" / "python"
+    def backend_environment(root, backend="jax", oldest=False):
+        folder = f"{'oldest-' if oldest else ''}{backend}-env"
+        calls.append((f"made {folder}", None))
+        return course / folder / "bin" / "python"
 
-    monkeypatch.setattr(cli, "jax_environment", jax_environment)
+    monkeypatch.setattr(cli, "backend_environment", backend_environment)
     monkeypatch.setattr(cli, "_run_pass", run_pass)
     monkeypatch.setattr(cli, "OLDEST_VERSIONS_PYTHONS", (tuple(sys.version_info[:2]),))
+    monkeypatch.setattr(cli, "TENSORFLOW_PIN_APPLIES", True)
     assert cli.main(["test", "tests/test_runtime.py"]) == 0
-    (tensorflow, tf_backend), made, (jax, jax_backend), made_oldest, (oldest, oldest_backend) = calls
+    (tensorflow, tf_backend), made, (jax, jax_backend), made_oldest, (oldest, oldest_backend), \
+        made_oldest_tf, (oldest_tf, oldest_tf_backend) = calls
     assert made[0] == "made jax-env", "the JAX environment is made after the TensorFlow pass"
     assert tf_backend == "tensorflow" and tensorflow[-1] == "tests/test_runtime.py"
     assert jax_backend == "jax" and jax[0] == str(course / "jax-env" / "bin" / "python")
     assert jax[jax.index("-m", 2) + 1] == "not slow or lecture", "the JAX pass must run the lecture notebooks"
-    assert made_oldest[0] == "made oldest-env" and oldest_backend == "jax"
-    assert oldest[0] == str(course / "oldest-env" / "bin" / "python") and oldest[oldest.index("-m", 2) + 1] == "not slow"
-    assert ("all tests passed: TensorFlow, JAX without TensorFlow, JAX at the oldest versions"
-            in capsys.readouterr().out)
+    assert made_oldest[0] == "made oldest-jax-env" and oldest_backend == "jax"
+    assert oldest[0] == str(course / "oldest-jax-env" / "bin" / "python") and oldest[oldest.index("-m", 2) + 1] == "not slow"
+    assert made_oldest_tf[0] == "made oldest-tensorflow-env" and oldest_tf_backend == "tensorflow"
+    assert oldest_tf[0] == str(course / "oldest-tensorflow-env" / "bin" / "python")
+    assert oldest_tf[oldest_tf.index("-m", 2) + 1] == "not slow" and oldest_tf[-1] == "tests/test_runtime.py"
+    assert ("all tests passed: TensorFlow, JAX without TensorFlow, JAX at the oldest versions, "
+            "TensorFlow at the oldest versions" in capsys.readouterr().out)
     assert cli.main(["test", "-x"]) == 1, "a failing JAX pass fails the command"
     assert "failed on JAX without TensorFlow and JAX at the oldest versions" in capsys.readouterr().out
     calls.clear()
@@ -226,6 +232,10 @@ def test_test_runs_tensorflow_then_jax_without_tensorflow_then_the_oldest_versio
     assert len(calls) == 3
     calls.clear()
     assert cli.main(["test", "--skip-jax-environment"]) == 0 and calls == [(calls[0][0], "tensorflow")]
+    calls.clear()
+    monkeypatch.setattr(cli, "TENSORFLOW_PIN_APPLIES", False)
+    assert cli.main(["test"]) == 0 and len(calls) == 5, "no TensorFlow pass at the oldest versions"
+    assert "no pass on TensorFlow at the oldest versions here" in capsys.readouterr().out
     calls.clear()
     monkeypatch.setattr(cli, "OLDEST_VERSIONS_PYTHONS", ((3, 0),))
     assert cli.main(["test"]) == 0 and len(calls) == 3, "no oldest pass where its pins have no wheels"
@@ -249,7 +259,7 @@ def test_test_passes_sigterm_on_and_stops_once_pytest_has_torn_down(root, course
         "    open('torn-down', 'w').close()\n"
         "def test_waits(server):\n"
         "    time.sleep(600)\n")
-    for environment in (cli.JAX_ENVIRONMENT, cli.OLDEST_ENVIRONMENT):  # a later pass would leave a mark
+    for environment in cli.ENVIRONMENTS.values():  # a later pass would leave a mark
         python = course / environment / "bin" / "python"
         python.parent.mkdir(parents=True)
         python.write_text(f"#!/bin/sh\ntouch {course / 'later-pass'}\n")
@@ -291,30 +301,44 @@ def test_oldest_versions_pin_the_first_release_of_each_floor(root):
         assert pin.release[:len(floor.release)] == floor.release, f"{name}: floor {floor}, pinned {pin}"
 
 
-def test_an_oldest_environment_out_of_date_with_its_pins_is_made_again(course, monkeypatch):
+@pytest.mark.parametrize("backend, other", [("jax", "tensorflow"), ("tensorflow", "jax")])
+def test_an_oldest_environment_out_of_date_with_its_pins_is_made_again(course, monkeypatch, backend, other):
+    """Each oldest environment has its own backend's pins and not the other's, is made again when
+    its versions differ from the pins, and must not have the other backend installed."""
     (course / "constraints").mkdir()
-    (course / cli.OLDEST_VERSIONS).write_text("# a comment\nkeras==3.13.0  # why\n\njax==0.4.30\ntensorflow-cpu==2.16.1\n")
-    assert cli.oldest_versions(course) == {"keras": "3.13.0", "jax": "0.4.30", "tensorflow-cpu": "2.16.1"}
-    (course / cli.OLDEST_ENVIRONMENT / "bin").mkdir(parents=True)
-    (course / cli.OLDEST_ENVIRONMENT / "bin" / "python").write_text("")
+    (course / cli.OLDEST_VERSIONS).write_text(
+        "# a comment\nkeras==3.13.0  # why\n\njax==0.4.30\njaxlib==0.4.30\ntensorflow-cpu==2.16.1\n")
+    assert cli.oldest_versions(course) == {"keras": "3.13.0", "jax": "0.4.30", "jaxlib": "0.4.30",
+                                           "tensorflow-cpu": "2.16.1"}
+    folder = course / cli.ENVIRONMENTS[backend, True]
+    (folder / "bin").mkdir(parents=True)
+    (folder / "bin" / "python").write_text("")
     steps = []
 
     def call(command, **kwargs):
         steps.append(command)
         if command[1:2] == ["-c"] and "version(name) != pin" in command[2]:
-            assert "'keras': '3.13.0'" in command[2] and "tensorflow" not in command[2], "no TensorFlow there"
+            assert "'keras': '3.13.0'" in command[2] and f"import course_lib, {backend}," in command[2]
+            assert f"'{other}" not in command[2], f"no pin of {other} there"
             return 1  # the installed versions differ from the pins
-        return 1 if "import tensorflow" in command else 0
+        return 1 if f"import {other}" in command else 0
 
     monkeypatch.setattr(cli.subprocess, "call", call)
-    python = cli.jax_environment(course, oldest=True, log=lambda *_: None)
-    assert python == course / cli.OLDEST_ENVIRONMENT / "bin" / "python"
+    python = cli.backend_environment(course, backend, oldest=True, log=lambda *_: None)
+    assert python == folder / "bin" / "python"
     install = next(step for step in steps if "install" in step)
     assert install[install.index("--constraint") + 1] == str(course / cli.OLDEST_VERSIONS)
+    assert install[-1] == f"{course}[{backend},lab,test]"
     assert any("venv" in step and "--clear" in step for step in steps), "made again"
 
+    # made again, but the other backend came with it
+    monkeypatch.setattr(cli.subprocess, "call", lambda command, **kwargs: int("version(name)" in command[-1]))
+    with pytest.raises(SystemExit, match=f"{cli.ENVIRONMENTS[backend, True]} has .* installed; delete the folder"):
+        cli.backend_environment(course, backend, oldest=True, log=lambda *_: None)
 
-def test_jax_environment_says_what_failed_when_pip_cannot_install(course, monkeypatch):
+
+def test_a_backend_environment_says_what_failed_when_pip_cannot_install(course, monkeypatch):
     monkeypatch.setattr(cli.subprocess, "call", lambda command, **kwargs: 0 if "venv" in command else 1)
-    with pytest.raises(SystemExit, match="could not make the TensorFlow-free JAX environment .*pip install"):
-        cli.jax_environment(course, log=lambda *_: None)
+    with pytest.raises(SystemExit, match=r"could not make .*build/jax-env \(JAX without TensorFlow, at the "
+                                         r"newest versions\): .*pip install.* --skip-jax-environment"):
+        cli.backend_environment(course, log=lambda *_: None)
