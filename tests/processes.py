@@ -1,5 +1,9 @@
-"""What tests use to find the processes something left running (Linux's /proc; elsewhere none),
-and to wait for what another process does."""
+"""What tests use to run a command they will stop, to find the processes something left running
+(Linux's /proc; elsewhere none), and to wait for what another process does."""
+import contextlib
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -33,3 +37,21 @@ def wait_until(condition, seconds: float):
     while not (value := condition()) and time.monotonic() < deadline:
         time.sleep(0.5)
     return value
+
+
+@contextlib.contextmanager
+def session(command: list[str], log: Path, *, env: dict, cwd: Path | None = None, marker: str | None = None):
+    """Start ``command`` in a session of its own (``in_session(run.pid)`` finds what it started),
+    its stdout and stderr to the file ``log``; yield its ``Popen``. Afterwards, passed or failed,
+    whatever is still running is killed: the session, and the processes mentioning ``marker``
+    (those that leave the session, as Jupyter's kernels do)."""
+    with open(log, "w") as output:
+        run = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+        try:
+            yield run
+        finally:
+            for pid in in_session(run.pid) + (mentioning(marker) if marker else []):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            run.wait()

@@ -264,11 +264,9 @@ def test_test_passes_sigterm_on_and_stops_once_pytest_has_torn_down(root, course
         python.parent.mkdir(parents=True)
         python.write_text(f"#!/bin/sh\ntouch {course / 'later-pass'}\n")
         python.chmod(0o755)
-    log = open(course / "test.log", "w")
     command = [sys.executable, "-m", "course_lib.cli", "test", "tests/test_waits.py", "-p", "no:cacheprovider"]
-    run = subprocess.Popen(command, cwd=course, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                           env={**os.environ, "COURSE_ROOT": str(course)})
-    try:
+    with processes.session(command, course / "test.log", cwd=course,
+                           env={**os.environ, "COURSE_ROOT": str(course)}) as run:
         started = processes.wait_until(lambda: (course / "started").exists() or run.poll() is not None, 120)
         assert started and (course / "started").exists(), (course / "test.log").read_text()[-2000:]
         run.terminate()
@@ -278,10 +276,6 @@ def test_test_passes_sigterm_on_and_stops_once_pytest_has_torn_down(root, course
         assert (course / "torn-down").exists(), f"the fixture was not torn down:\n{output[-2000:]}"
         assert "stopped by SIGTERM during the pass on TensorFlow; no further passes were run" in output
         assert not (course / "later-pass").exists()
-    finally:
-        for pid in processes.in_session(run.pid):
-            os.kill(pid, signal.SIGKILL)
-        log.close()
 
 
 def test_oldest_versions_pin_the_first_release_of_each_floor(root):

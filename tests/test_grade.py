@@ -280,7 +280,6 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
     started and keeps her earlier grade; both are reported as not graded; nothing is lost."""
     import os
     import signal
-    import subprocess
     import sys
 
     from nbgrader.api import Gradebook
@@ -296,11 +295,9 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
         _write(inbox / student / PS / NOTEBOOK, data)
     temporary = tmp_path / "tmp"   # the run's scratch courses and kernel files, to find what it leaves
     temporary.mkdir()
-    log = open(tmp_path / "grade.log", "w")
-    run = subprocess.Popen([sys.executable, "-m", "course_lib.cli", "grade", PS, "--submissions", str(inbox)],
-                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                           env={**os.environ, "COURSE_ROOT": str(course), "TMPDIR": str(temporary)})
-    try:
+    with processes.session([sys.executable, "-m", "course_lib.cli", "grade", PS, "--submissions", str(inbox)],
+                           tmp_path / "grade.log", marker=str(temporary),
+                           env={**os.environ, "COURSE_ROOT": str(course), "TMPDIR": str(temporary)}) as run:
         # alice is stored, so bob (who sleeps) is executing or about to
         processes.wait_until(lambda: (course / "feedback" / "alice").exists() or run.poll() is not None, 300)
         assert (course / "feedback" / "alice").exists(), (tmp_path / "grade.log").read_text()[-3000:]
@@ -314,12 +311,6 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
         gone = processes.wait_until(lambda: not processes.mentioning(str(temporary)), 30)
         assert gone, f"processes left running: {processes.mentioning(str(temporary))}"
         assert not any(temporary.iterdir()), "its scratch courses were left behind"
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-        for pid in processes.mentioning(str(temporary)):
-            os.kill(pid, signal.SIGKILL)
-        log.close()
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {s.student.id: s.score for s in gradebook.assignment_submissions(PS)}
     assert scores == {"alice": 27.0, "carol": 0.0}, "carol's earlier grade stays; bob has none"

@@ -214,7 +214,6 @@ def test_a_stopped_verify_ends_its_nbgrader_runs_and_leaves_nothing_behind(root,
     saying nothing was proved. (It used to die at once, its nbgrader runs going on to the end.)"""
     import os
     import signal
-    import subprocess
     import sys
 
     from nbformat.v4 import new_code_cell
@@ -230,11 +229,9 @@ def test_a_stopped_verify_ends_its_nbgrader_runs_and_leaves_nothing_behind(root,
         "MUTANTS = [Mutant('off', 'answer', 'return 42', 'return 41', 'off by one')]\n")
     temporary = tmp_path / "tmp"   # its scratch course, and its kernels' connection files
     temporary.mkdir()
-    log = open(tmp_path / "verify.log", "w")
-    run = subprocess.Popen([sys.executable, "-m", "course_lib.cli", "verify", "ps0", "--jobs", "1"],
-                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                           env={**os.environ, "COURSE_ROOT": str(course), "TMPDIR": str(temporary)})
-    try:
+    with processes.session([sys.executable, "-m", "course_lib.cli", "verify", "ps0", "--jobs", "1"],
+                           tmp_path / "verify.log", marker=str(temporary),
+                           env={**os.environ, "COURSE_ROOT": str(course), "TMPDIR": str(temporary)}) as run:
         processes.wait_until(lambda: executing.exists() or run.poll() is not None, 120)
         assert executing.exists() and run.poll() is None, (tmp_path / "verify.log").read_text()[-3000:]
         run.terminate()
@@ -246,12 +243,6 @@ def test_a_stopped_verify_ends_its_nbgrader_runs_and_leaves_nothing_behind(root,
         assert gone, f"processes left running: {processes.mentioning(str(temporary))}"
         assert not processes.in_session(run.pid)
         assert not any(temporary.iterdir()), "its scratch course was left behind"
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-        for pid in processes.mentioning(str(tmp_path)):
-            os.kill(pid, signal.SIGKILL)
-        log.close()
 
 
 # --- course grade: its pieces -------------------------------------------------------------------
