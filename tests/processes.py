@@ -55,3 +55,14 @@ def session(command: list[str], log: Path, *, env: dict, cwd: Path | None = None
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             run.wait()
+
+
+def stop(run: subprocess.Popen, ctrl_c: bool) -> signal.Signals:
+    """Stop ``run`` (started by ``session``) as Ctrl-C in its terminal does, SIGINT to its whole
+    process group, or as a job's time limit or ``docker stop`` does, SIGTERM to it alone. Returns
+    the signal sent."""
+    if ctrl_c:
+        os.killpg(run.pid, signal.SIGINT)
+        return signal.SIGINT
+    run.terminate()
+    return signal.SIGTERM

@@ -274,12 +274,13 @@ def test_grade_in_parallel_then_regrade_from_a_zip_keeping_manual_grades(course,
 
 
 @pytest.mark.slow
-def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course, tmp_path):
-    """SIGTERM to `course grade` while a submission executes (as a job's time limit sends):
-    alice, finished, is stored and exported; bob's execution ends, kernel and all; carol is not
-    started and keeps her earlier grade; both are reported as not graded; nothing is lost."""
+@pytest.mark.parametrize("ctrl_c", [False, True], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course, tmp_path, ctrl_c):
+    """SIGTERM to `course grade` while a submission executes (as a job's time limit sends), or
+    Ctrl-C in its terminal (SIGINT to its process group, the grading workers included): alice,
+    finished, is stored and exported; bob's execution ends, kernel and all; carol is not started
+    and keeps her earlier grade; both are reported as not graded; nothing is lost."""
     import os
-    import signal
     import sys
 
     from nbgrader.api import Gradebook
@@ -301,11 +302,11 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
         # alice is stored, so bob (who sleeps) is executing or about to
         processes.wait_until(lambda: (course / "feedback" / "alice").exists() or run.poll() is not None, 300)
         assert (course / "feedback" / "alice").exists(), (tmp_path / "grade.log").read_text()[-3000:]
-        run.terminate()
-        assert run.wait(timeout=120) == 128 + signal.SIGTERM
+        stop = processes.stop(run, ctrl_c)
+        assert run.wait(timeout=120) == 128 + stop
         out = (tmp_path / "grade.log").read_text()
-        assert "3 submissions, 1 graded, 0 failed" in out and "2 not graded (stopped by SIGTERM)" in out, out
-        assert out.split("not graded, as SIGTERM stopped the run first")[1].split("grades:")[0].split()[-2:] == [
+        assert "3 submissions, 1 graded, 0 failed" in out and f"2 not graded (stopped by {stop.name})" in out, out
+        assert out.split(f"not graded, as {stop.name} stopped the run first")[1].split("grades:")[0].split()[-2:] == [
             "bob", "carol"]
         # the kernels it started go with it (none of them is in its session)
         gone = processes.wait_until(lambda: not processes.mentioning(str(temporary)), 30)
