@@ -6,9 +6,7 @@ COURSE_REQUIRE_SANDBOX=1 (CI installs it).
 """
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -186,9 +184,8 @@ def test_what_it_runs_dies_with_the_process_that_started_it(use_bwrap, tmp_path,
     marker = f"{tmp_path}/still-running"   # in the command lines of what it starts
     command = sandbox.sandbox_command(["sh", "-c", f"sleep 300; : {marker}"], work_dir=str(tmp_path),
                                       time_limit_s=600, use_bwrap=use_bwrap)
-    worker = subprocess.Popen([sys.executable, "-c", f"import subprocess, time; subprocess.Popen({command!r}); "
-                               "time.sleep(600)"], start_new_session=True)
-    try:
+    with processes.session([sys.executable, "-c", f"import subprocess, time; subprocess.Popen({command!r}); "
+                            "time.sleep(600)"], tmp_path / "worker.log", env=dict(os.environ), marker=marker) as worker:
         # besides the worker itself, whose command line holds the command
         started = processes.wait_until(lambda: [pid for pid in processes.mentioning(marker) if pid != worker.pid], 60)
         assert started, "the command never started"
@@ -196,9 +193,6 @@ def test_what_it_runs_dies_with_the_process_that_started_it(use_bwrap, tmp_path,
         worker.wait()
         gone = processes.wait_until(lambda: not processes.mentioning(marker), 30)
         assert gone, "it outlived the process that started it"
-    finally:
-        for pid in processes.mentioning(marker):
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_without_bwrap_grading_runs_unsandboxed_and_says_so(tmp_path, monkeypatch, capfd):
@@ -237,7 +231,7 @@ def test_kernels_share_one_read_only_matplotlib_font_list(bwrap, tmp_path, monke
     probe = ["import logging, os\n"
              "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
              "import matplotlib.font_manager\n"
-             f"print('fonts', len(matplotlib.font_manager.fontManager.ttflist) > 0)",
+             "print('fonts', len(matplotlib.font_manager.fontManager.ttflist) > 0)",
              f"try:\n    open({inside!r}, 'a').write('x')\nexcept OSError:\n    print('list read-only')",
              f"open({sandbox.FONT_LIST_DIR!r} + '/mine', 'w').write('cache')\nprint('folder writable')"]
     with_list = run_cells(tmp_path, monkeypatch, tmp_path, probe, files=files)
