@@ -219,8 +219,11 @@ def test_grade_in_parallel_then_regrade_from_a_zip_keeping_manual_grades(course,
     inbox = tmp_path / "inbox"
     files = {"alice": _solution(course), "bob": _blank(course), "carol": b'{"cells": [',
              "dave": _prepend(_solution(course), "import os\nos._exit(1)\n"),
-             # kills the process that runs nbgrader for it (the kernel's parent)
-             "erin": _prepend(_solution(course), "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")}
+             # kills the process that runs nbgrader for it: the parent of the kernel's parent
+             # (`timeout`, sandbox.sandbox_command); in the sandbox's own process tree none
+             "erin": _prepend(_solution(course), "import os, signal\n"
+                              "grader = int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+                              "if grader > 1:\n    os.kill(grader, signal.SIGKILL)\n")}
     for student, data in files.items():
         _write(inbox / student / PS / NOTEBOOK, data)
 
