@@ -1,5 +1,5 @@
-"""What tests use to run a command they will stop, to find the processes something left running
-(Linux's /proc; elsewhere none), and to wait for what another process does."""
+"""What tests use to run a command they will stop, to find the processes (Linux's /proc; elsewhere
+none) and control groups something left, and to wait for what another process does."""
 import contextlib
 import os
 import signal
@@ -30,12 +30,22 @@ def in_session(session: int) -> list[int]:
     return [pid for pid, fields, _ in _running() if int(fields[3]) == session]
 
 
-def wait_until(condition, seconds: float):
-    """Poll ``condition()`` twice a second until it is true or ``seconds`` have passed; return
-    its last value (a bound on waiting, not a measurement: the caller asserts the value)."""
+def kernel_control_groups() -> list[Path]:
+    """The control groups of grading kernels that exist now (``course_lib.grading.cgroups``;
+    none where this process cannot make them)."""
+    from course_lib.grading import cgroups
+
+    if cgroups.unavailable():
+        return []
+    return [folder for parent in cgroups._parents().values() for folder in parent.glob("course-kernel-*")]
+
+
+def wait_until(condition, seconds: float, *, every: float = 0.5):
+    """Poll ``condition()`` every ``every`` seconds until it is true or ``seconds`` have passed;
+    return its last value (a bound on waiting, not a measurement: the caller asserts the value)."""
     deadline = time.monotonic() + seconds
     while not (value := condition()) and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(every)
     return value
 
 

@@ -209,11 +209,14 @@ def test_library_noise_on_stderr_does_not_zero_a_passing_test_cell(root, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ctrl_c", [False, True], ids=["SIGTERM", "Ctrl-C"])
-def test_a_stopped_verify_ends_its_nbgrader_runs_and_leaves_nothing_behind(root, tmp_path, ctrl_c):
+@pytest.mark.parametrize("moment", ["executing", "kernel starting"])
+def test_a_stopped_verify_ends_its_nbgrader_runs_and_leaves_nothing_behind(root, tmp_path, ctrl_c, moment):
     """SIGTERM to `course verify` (a CI job's time limit), or Ctrl-C in its terminal (SIGINT to its
-    whole process group), while a submission executes: its nbgrader run ends, kernel and all, the
-    scratch copy of the course is removed, and it exits with 128 + the signal's number saying
-    nothing was proved. (On SIGTERM it used to die at once, its nbgrader runs going on to the end.)"""
+    whole process group), while a submission executes or while its kernel starts: its nbgrader run
+    ends, kernel and all, the scratch copy of the course and the kernel's connection file are
+    removed, and it exits with 128 + the signal's number saying nothing was proved. (On SIGTERM it
+    used to die at once, its nbgrader runs going on to the end; a stop as the kernel started
+    left the connection file in TMPDIR.)"""
     import os
     import sys
 
@@ -233,8 +236,12 @@ def test_a_stopped_verify_ends_its_nbgrader_runs_and_leaves_nothing_behind(root,
     with processes.session([sys.executable, "-m", "course_lib.cli", "verify", "ps0", "--jobs", "1"],
                            tmp_path / "verify.log", marker=str(temporary),
                            env={**os.environ, "COURSE_ROOT": str(course), "TMPDIR": str(temporary)}) as run:
-        processes.wait_until(lambda: executing.exists() or run.poll() is not None, 120)
-        assert executing.exists() and run.poll() is None, (tmp_path / "verify.log").read_text()[-3000:]
+        if moment == "executing":
+            processes.wait_until(lambda: executing.exists() or run.poll() is not None, 120)
+            assert executing.exists() and run.poll() is None, (tmp_path / "verify.log").read_text()[-3000:]
+        else:   # the kernel's connection file is written just before the kernel is launched
+            processes.wait_until(lambda: any(temporary.rglob("*.json")) or run.poll() is not None, 120, every=0.01)
+            assert any(temporary.rglob("*.json")) and run.poll() is None, (tmp_path / "verify.log").read_text()[-3000:]
         stop = processes.stop(run, ctrl_c)   # Ctrl-C reaches nbgrader too (not its kernel: a session of its own)
         assert run.wait(timeout=120) == 128 + stop, (tmp_path / "verify.log").read_text()[-3000:]
         out = (tmp_path / "verify.log").read_text()
@@ -243,7 +250,7 @@ def test_a_stopped_verify_ends_its_nbgrader_runs_and_leaves_nothing_behind(root,
         gone = processes.wait_until(lambda: not processes.mentioning(str(temporary)), 30)
         assert gone, f"processes left running: {processes.mentioning(str(temporary))}"
         assert not processes.in_session(run.pid)
-        assert not any(temporary.iterdir()), "its scratch course was left behind"
+        assert not list(temporary.iterdir()), "its scratch course or a kernel's connection file was left behind"
 
 
 # --- course grade: its pieces -------------------------------------------------------------------

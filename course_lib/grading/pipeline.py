@@ -141,10 +141,15 @@ def run_nbgrader(args: list[str], root: Path, *, check: bool = True, stop: StopS
     With ``check``, a non-zero exit or an ERROR in the log raises ``GradingError``. With
     ``stop``, the command is interrupted when the stop comes (``StopSignals.interrupt_on_stop``),
     and then its exit is no error: the caller, seeing ``stop.signal``, knows it was cut short.
+    The command gets a temporary folder of its own (``TMPDIR``), removed when it has ended,
+    whatever it left there: a stop that lands while a kernel starts leaves that kernel's
+    connection file behind, as Jupyter removes it only when the kernel is shut down.
     """
     worker.put_nbgrader_scripts_on_path()
     command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
-    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+    with (tempfile.TemporaryDirectory(prefix="nbgrader-", ignore_cleanup_errors=True) as temporary,
+          subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "TMPDIR": temporary}) as process):
         if stop:
             stop.interrupt_on_stop(process)
         stdout, stderr = process.communicate()
