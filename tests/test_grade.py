@@ -324,6 +324,47 @@ def test_a_stopped_run_stores_what_finished_and_leaves_the_rest_as_it_was(course
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ctrl_c", [False, True], ids=["SIGTERM", "Ctrl-C"])
+def test_a_run_stopped_as_a_kernel_starts_leaves_no_kernel_folder_behind(course, tmp_path, ctrl_c):
+    """A stop that lands while the first sandboxed kernel starts, its connection file just
+    written: that kernel's private folder and control groups go too (at the worker's exit, as
+    the kernel's cleanup never came), and both submissions stay as they were handed in, not
+    graded."""
+    import os
+    import sys
+
+    from nbgrader.api import Gradebook
+
+    inbox = tmp_path / "inbox"
+    for student in ("alice", "bob"):
+        _write(inbox / student / PS / NOTEBOOK, _solution(course))
+    temporary = tmp_path / "tmp"   # where the kernels' private folders go (sandbox.SandboxProvisioner)
+    temporary.mkdir()
+
+    def connection_files():
+        return list(temporary.glob("course-kernel-*/kernel.json"))
+
+    groups_before = processes.kernel_control_groups()
+    with processes.session([sys.executable, "-m", "course_lib.cli", "grade", PS, "--submissions", str(inbox)],
+                           tmp_path / "grade.log", marker=str(temporary),
+                           env={**os.environ, "COURSE_ROOT": str(course), "TMPDIR": str(temporary)}) as run:
+        processes.wait_until(lambda: connection_files() or run.poll() is not None, 300, every=0.01)
+        assert connection_files() and run.poll() is None, (tmp_path / "grade.log").read_text()[-3000:]
+        stop = processes.stop(run, ctrl_c)
+        assert run.wait(timeout=120) == 128 + stop
+        out = (tmp_path / "grade.log").read_text()
+        assert f"2 submissions, 0 graded, 0 failed, 0 flagged for manual review, 2 not graded (stopped by {stop.name})" in out, out
+        gone = processes.wait_until(lambda: not processes.mentioning(str(temporary)), 30)
+        assert gone, f"processes left running: {processes.mentioning(str(temporary))}"
+        assert not list(temporary.iterdir()), "a kernel's folder or a scratch course was left behind"
+        assert processes.kernel_control_groups() == groups_before, "a kernel's control groups were left behind"
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        assert not gradebook.assignment_submissions(PS)
+    for student in ("alice", "bob"):
+        assert (course / "submitted" / student / PS / NOTEBOOK).read_bytes() == _solution(course)
+
+
+@pytest.mark.slow
 def test_late_submissions_get_the_courses_penalty_and_an_lms_late_marker_is_flagged(course, tmp_path):
     """From a Canvas zip (no times, bob marked LATE_) nobody counts as late and bob is flagged.
     With times (timestamp.txt), a due date set by nbgrader's own command and the course's rule

@@ -20,10 +20,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -99,9 +99,17 @@ def create(max_tasks: int = DEFAULT_MAX_TASKS, memory_mb: int = 4096) -> list[Pa
     folders: list[Path] = []
     try:
         for controller in CONTROLLERS:
-            folders.append(Path(tempfile.mkdtemp(prefix="course-kernel-", dir=parents[controller])))
+            while True:
+                # Listed before it is made: a signal that lands during mkdir is raised just after
+                # it (inside tempfile.mkdtemp, before its name came back): the group is not missed.
+                folders.append(parents[controller] / f"course-kernel-{secrets.token_hex(4)}")
+                try:
+                    folders[-1].mkdir(mode=0o700)
+                    break
+                except FileExistsError:   # another kernel's group: not this one's to remove
+                    folders.pop()
             _write_limits(folders[-1], controller, max_tasks, memory_mb)
-    except OSError:
+    except BaseException:   # an error, or a stop (KeyboardInterrupt) halfway: none is left
         remove(folders)
         raise
     return folders

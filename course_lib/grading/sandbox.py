@@ -36,10 +36,12 @@ with that folder on ``JUPYTER_PATH``. Where bwrap is missing or cannot run, kern
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import re
+import secrets
 import shutil
 import site
 import subprocess
@@ -270,13 +272,28 @@ def matplotlib_font_list(folder) -> dict[str, str]:
     return {f"{FONT_LIST_DIR}/{path.name}": str(path) for path in folder.glob("fontlist-*.json")}
 
 
+# This process's kernels that are not yet cleaned up. A stop (Ctrl-C, or the SIGINT `course
+# grade` sends its workers) that lands while a kernel starts skips the kernel's cleanup; what
+# its provisioner made (the private folder with the connection file, the control groups) is then
+# removed at exit.
+_NOT_CLEANED_UP: set[SandboxProvisioner] = set()
+
+
+@atexit.register
+def _clean_up_at_exit() -> None:
+    for provisioner in list(_NOT_CLEANED_UP):
+        provisioner.remove_what_it_made()
+
+
 class SandboxProvisioner(LocalProvisioner):
     """A kernel provisioner that starts the kernel inside :func:`sandbox_command`.
 
     It switches the kernel to IPC transport with its connection file and sockets in a fresh
     private folder (bound into the sandbox), and runs the kernel in its ``cwd`` (for nbgrader,
     the submission's ``autograded/STUDENT/ASSIGNMENT`` folder). Configured from the kernel
-    spec's ``metadata.kernel_provisioner.config`` (see :func:`write_kernel_spec`).
+    spec's ``metadata.kernel_provisioner.config`` (see :func:`write_kernel_spec`). The folder
+    and the kernel's control groups are removed when the kernel is cleaned up, or at the latest
+    when this process exits.
     """
 
     memory_mb = Integer(DEFAULT_MEMORY_MB, config=True, help="Memory limit per kernel (MiB).")
@@ -294,8 +311,13 @@ class SandboxProvisioner(LocalProvisioner):
     async def pre_launch(self, **kwargs):
         """Put the connection file and IPC sockets in a private folder, before ports are chosen."""
         warn_unsandboxed()
-        if not self.ipc_dir:
-            self.ipc_dir = tempfile.mkdtemp(prefix="course-kernel-")
+        _NOT_CLEANED_UP.add(self)
+        while not self.ipc_dir:   # named before it is made, as cgroups.create makes its groups
+            self.ipc_dir = os.path.join(tempfile.gettempdir(), f"course-kernel-{secrets.token_hex(4)}")
+            try:
+                os.mkdir(self.ipc_dir, 0o700)
+            except FileExistsError:   # another kernel's folder: not this one's to remove
+                self.ipc_dir = ""
         km = self.parent
         km.transport = "ipc"
         km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
@@ -320,13 +342,19 @@ class SandboxProvisioner(LocalProvisioner):
         return await super().launch_kernel(cmd, **kwargs)
 
     async def cleanup(self, restart: bool = False) -> None:
-        """Remove the private folder once the kernel is gone for good."""
+        """Remove the kernel's control groups, and its private folder once it is gone for good."""
         await super().cleanup(restart=restart)
+        self.remove_what_it_made(restart=restart)
+
+    def remove_what_it_made(self, restart: bool = False) -> None:
+        """Remove the control groups (killing what is left in them) and, unless the kernel is
+        to restart, the private folder."""
         cgroups.remove(self.groups)
         self.groups = []
         if not restart and self.ipc_dir:
             shutil.rmtree(self.ipc_dir, ignore_errors=True)
             self.ipc_dir = ""
+            _NOT_CLEANED_UP.discard(self)
 
 
 # Also register the provisioner in this process, in case a stale copy of the package's
