@@ -87,6 +87,21 @@ def test_kernel_runs_code_but_sees_only_its_own_folder(bwrap, course, tmp_path, 
     assert outputs[11] == "None\n"
 
 
+def test_a_kernel_runs_with_a_temporary_folder_too_long_for_its_sockets(tmp_path, monkeypatch):
+    """A TMPDIR too long for the paths of the kernel's IPC sockets (a Unix socket's may have
+    107 bytes), as some job schedulers give: the kernel's private folder goes to /tmp, and the
+    kernel runs. (Every kernel failed with ZMQError: File name too long.)"""
+    import tempfile
+
+    long_tmpdir = tmp_path / ("t" * 100)
+    long_tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_tmpdir))
+    assert run_cells(tmp_path, monkeypatch, tmp_path, ["print(6 * 7)"]) == ["42\n"]
+    assert sandbox.kernel_folder_parent() == "/tmp"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # short enough: stays
+    assert sandbox.kernel_folder_parent() == str(tmp_path)
+
+
 def test_kernel_gets_only_the_variables_it_needs(bwrap, tmp_path, monkeypatch, capfd):
     """An allowlist: a gradebook's URL or any other variable of the grader's stays out; what
     student code writes to the kernel's own stdout (file descriptor 1) reaches nobody."""

@@ -272,6 +272,19 @@ def matplotlib_font_list(folder) -> dict[str, str]:
     return {f"{FONT_LIST_DIR}/{path.name}": str(path) for path in folder.glob("fontlist-*.json")}
 
 
+UNIX_SOCKET_PATH_MAX = 107   # bytes: sun_path holds 108, the last one a NUL
+
+
+def kernel_folder_parent() -> str:
+    """Where kernels' private folders go: the temporary folder (``TMPDIR``), unless the path of
+    a kernel's IPC socket there (``<it>/course-kernel-XXXXXXXX/kernel-ipc-N``) could be longer
+    than a Unix socket's path may be; then ``/tmp``. (A long ``TMPDIR``, as some job schedulers
+    give, made every kernel fail with ``ZMQError: File name too long``.)"""
+    parent = tempfile.gettempdir()
+    longest_socket = os.path.join(parent, "course-kernel-XXXXXXXX", "kernel-ipc-99999")
+    return parent if len(os.fsencode(longest_socket)) <= UNIX_SOCKET_PATH_MAX else "/tmp"
+
+
 # This process's kernels that are not yet cleaned up. A stop (Ctrl-C, or the SIGINT `course
 # grade` sends its workers) that lands while a kernel starts skips the kernel's cleanup; what
 # its provisioner made (the private folder with the connection file, the control groups) is then
@@ -313,7 +326,7 @@ class SandboxProvisioner(LocalProvisioner):
         warn_unsandboxed()
         _NOT_CLEANED_UP.add(self)
         while not self.ipc_dir:   # named before it is made, as cgroups.create makes its groups
-            self.ipc_dir = os.path.join(tempfile.gettempdir(), f"course-kernel-{secrets.token_hex(4)}")
+            self.ipc_dir = os.path.join(kernel_folder_parent(), f"course-kernel-{secrets.token_hex(4)}")
             try:
                 os.mkdir(self.ipc_dir, 0o700)
             except FileExistsError:   # another kernel's folder: not this one's to remove
